@@ -1,0 +1,81 @@
+"""NumpyModule: interprets an ONNX graph in float with the NumPy implementation of each op."""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import numpy as np
+import onnx
+
+from .graph import attribute_values, graph_input_names, initializer_values, topological_nodes
+from .ops import ONNX_OPS_TO_NUMPY_IMPL
+
+
+class UnsupportedOpsError(ValueError):
+    """Raised when an ONNX graph holds ops that have no implementation here."""
+
+
+def check_supported_ops(model: onnx.ModelProto, registry: dict, what: str = "sklearn_fhe") -> None:
+    """Raise one error listing every op type of ``model`` missing from ``registry``."""
+    unsupported = sorted({node.op_type for node in model.graph.node} - set(registry))
+    if unsupported:
+        raise UnsupportedOpsError(
+            f"The model uses ONNX ops that {what} does not support: {', '.join(unsupported)}. "
+            f"Supported ops: {', '.join(sorted(registry))}. Rewrite the model with supported "
+            "operations (for example torch.nn layers and elementwise activations)."
+        )
+
+
+class NumpyModule:
+    """Run an ONNX model with NumPy, node by node in topological order.
+
+    Parameters
+    ----------
+    onnx_model : onnx.ModelProto
+        The model to interpret. Every op must be in ``ONNX_OPS_TO_NUMPY_IMPL``.
+
+    Attributes
+    ----------
+    onnx_model : onnx.ModelProto
+        The interpreted model.
+    input_names, output_names : list of str
+        The graph's user inputs and its outputs.
+    initializers : dict of str to numpy.ndarray
+        The model's trained parameters and constants.
+    nodes : list of onnx.NodeProto
+        The nodes in execution order.
+    """
+
+    def __init__(self, onnx_model: onnx.ModelProto) -> None:
+        if not isinstance(onnx_model, onnx.ModelProto):
+            raise TypeError(f"Expected an onnx.ModelProto, got {type(onnx_model).__name__}.")
+        check_supported_ops(onnx_model, ONNX_OPS_TO_NUMPY_IMPL)
+        graph = onnx_model.graph
+        self.onnx_model = onnx_model
+        self.input_names = graph_input_names(graph)
+        self.output_names = [out.name for out in graph.output]
+        self.initializers = initializer_values(graph)
+        self.nodes = topological_nodes(graph)
+        self.node_attributes = [attribute_values(node) for node in self.nodes]
+
+    def run_with_intermediates(self, *inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the graph and return every tensor it computes (inputs included), by name."""
+        if len(inputs) != len(self.input_names):
+            raise ValueError(
+                f"The model takes {len(self.input_names)} input(s), got {len(inputs)}."
+            )
+        values: dict[str, Optional[np.ndarray]] = {"": None, **self.initializers}
+        values.update(zip(self.input_names, inputs))
+        for node, attributes in zip(self.nodes, self.node_attributes):
+            args = [values[name] for name in node.input]
+            outputs = ONNX_OPS_TO_NUMPY_IMPL[node.op_type](*args, **attributes)
+            if not isinstance(outputs, tuple):
+                outputs = (outputs,)
+            values.update(zip(node.output, outputs))
+        return values
+
+    def __call__(self, *inputs: np.ndarray) -> Union[np.ndarray, tuple[np.ndarray, ...]]:
+        """Run the model in float; one array per graph output (a tuple if several)."""
+        values = self.run_with_intermediates(*inputs)
+        outputs = tuple(values[name] for name in self.output_names)
+        return outputs[0] if len(outputs) == 1 else outputs
