@@ -21,6 +21,11 @@ def attribute_values(node: onnx.NodeProto) -> dict[str, Any]:
         elif isinstance(value, list) and value and isinstance(value[0], bytes):
             value = [v.decode("utf-8") for v in value]
         values[attribute.name] = value
+    has_split_input = len(node.input) > 1 and bool(node.input[1])
+    if node.op_type == "Split" and "split" not in values and not has_split_input:
+        # Before opset 18 an equal Split infers its part count from the node's outputs; opset 18
+        # states it as the ``num_outputs`` attribute, which the NumPy implementation reads.
+        values.setdefault("num_outputs", len(node.output))
     return values
 
 

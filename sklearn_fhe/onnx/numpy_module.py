@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 
 from .graph import attribute_values, graph_input_names, initializer_values, topological_nodes
-from .ops import ONNX_OPS_TO_NUMPY_IMPL
+from .ops import ONNX_OPS_ALL_OUTPUTS_IMPL, ONNX_OPS_TO_NUMPY_IMPL
 
 
 class UnsupportedOpsError(ValueError):
@@ -57,6 +57,14 @@ class NumpyModule:
         self.initializers = initializer_values(graph)
         self.nodes = topological_nodes(graph)
         self.node_attributes = [attribute_values(node) for node in self.nodes]
+        # Ops with optional extra outputs (MaxPool indices, Dropout mask) compute them only when
+        # the node declares them.
+        self.node_impls = [
+            ONNX_OPS_ALL_OUTPUTS_IMPL.get(node.op_type, ONNX_OPS_TO_NUMPY_IMPL[node.op_type])
+            if len(node.output) > 1
+            else ONNX_OPS_TO_NUMPY_IMPL[node.op_type]
+            for node in self.nodes
+        ]
 
     def run_with_intermediates(self, *inputs: np.ndarray) -> dict[str, np.ndarray]:
         """Run the graph and return every tensor it computes (inputs included), by name."""
@@ -66,9 +74,9 @@ class NumpyModule:
             )
         values: dict[str, Optional[np.ndarray]] = {"": None, **self.initializers}
         values.update(zip(self.input_names, inputs))
-        for node, attributes in zip(self.nodes, self.node_attributes):
+        for node, impl, attributes in zip(self.nodes, self.node_impls, self.node_attributes):
             args = [values[name] for name in node.input]
-            outputs = ONNX_OPS_TO_NUMPY_IMPL[node.op_type](*args, **attributes)
+            outputs = impl(*args, **attributes)
             if not isinstance(outputs, tuple):
                 outputs = (outputs,)
             values.update(zip(node.output, outputs))

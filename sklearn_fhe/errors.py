@@ -1,0 +1,9 @@
+"""Errors raised while quantizing or compiling a model."""
+
+
+class QuantizationError(ValueError):
+    """The model cannot be turned into an integer-only circuit as configured."""
+
+
+class BitWidthError(QuantizationError):
+    """A table lookup would need more bits than TFHE allows."""

@@ -1,0 +1,100 @@
+"""Compilation of an integer function into a concrete-python circuit, with our own checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+import numpy as np
+from concrete import fhe
+
+from ..errors import BitWidthError
+
+#: Rows per circuit call unless the user chooses: the runtime evaluates a batch in parallel.
+DEFAULT_BATCH_SIZE = 16
+
+
+def default_configuration(**overrides) -> fhe.Configuration:
+    """The concrete configuration we compile with.
+
+    ``SKLEARN_FHE_KEY_CACHE`` (a directory), when set, turns on concrete's *insecure* key cache,
+    meant for tests and benchmarks only.
+    """
+    options: dict = {"show_progress": False}
+    cache = os.environ.get("SKLEARN_FHE_KEY_CACHE")
+    if cache:
+        options.update(use_insecure_key_cache=True, insecure_key_cache_location=cache,
+                       enable_unsafe_features=True)
+    options.update(overrides)
+    return fhe.Configuration(**options)
+
+
+def batched_inputset(qinputs: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Cut integer calibration rows into full batches (the last one completed by wrapping)."""
+    n_rows = qinputs.shape[0]
+    n_batches = max(1, -(-n_rows // batch_size))
+    index = np.arange(n_batches * batch_size) % n_rows
+    return [qinputs[index[i * batch_size:(i + 1) * batch_size]] for i in range(n_batches)]
+
+
+def compile_integer_function(
+    function: Callable[[np.ndarray], np.ndarray],
+    qinputs: np.ndarray,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    configuration: Optional[fhe.Configuration] = None,
+) -> fhe.Circuit:
+    """Compile ``function`` (integers → integers) for encrypted batches of ``batch_size`` rows.
+
+    Concrete's own errors are re-raised as ours, naming the widest integer of the circuit.
+    """
+    if qinputs.shape[0] == 0:
+        raise ValueError("The compilation set is empty: give at least one row.")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+
+    def circuit_function(x):
+        return function(x)
+
+    compiler = fhe.Compiler(circuit_function, {"x": "encrypted"})
+    inputset = batched_inputset(np.asarray(qinputs, dtype=np.int64), int(batch_size))
+    try:
+        return compiler.compile(inputset, configuration or default_configuration())
+    except Exception as error:  # concrete raises RuntimeError/ValueError with MLIR dumps
+        graph = getattr(compiler, "graph", None)
+        widest = graph.maximum_integer_bit_width() if graph is not None else "unknown"
+        raise BitWidthError(
+            f"Compilation to FHE failed: the circuit's widest integer has {widest} bits. Lower "
+            "n_bits, or set rounding_threshold_bits to narrow table lookups. "
+            f"(concrete said: {str(error).splitlines()[0] if str(error) else type(error).__name__})"
+        ) from error
+
+
+def run_in_batches(
+    run: Callable[[np.ndarray], np.ndarray], qinputs: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """Apply a fixed-batch circuit ``run`` to any number of rows (the last batch is padded)."""
+    n_rows = qinputs.shape[0]
+    outputs = []
+    for start in range(0, n_rows, batch_size):
+        chunk = qinputs[start:start + batch_size]
+        n_real = chunk.shape[0]
+        if n_real < batch_size:  # pad with copies of the first row: valid, in-range values
+            pad = np.repeat(chunk[:1], batch_size - n_real, axis=0)
+            chunk = np.concatenate([chunk, pad], axis=0)
+        result = run(chunk)
+        outputs.append(result[:n_real] if not isinstance(result, tuple) else
+                       tuple(r[:n_real] for r in result))
+    if isinstance(outputs[0], tuple):
+        return tuple(np.concatenate(parts, axis=0) for parts in zip(*outputs))
+    return np.concatenate(outputs, axis=0)
+
+
+def circuit_statistics(circuit: fhe.Circuit, batch_size: int) -> dict:
+    """PBS count (per circuit and per row) and maximum bit width of a compiled circuit."""
+    pbs = int(circuit.statistics.get("programmable_bootstrap_count", 0))
+    return {
+        "pbs_per_circuit": pbs,
+        "pbs_per_row": pbs / batch_size,
+        "max_bit_width": int(circuit.graph.maximum_integer_bit_width()),
+        "batch_size": batch_size,
+    }

@@ -1,0 +1,233 @@
+"""Post-training quantization: NumpyModule + calibration data → QuantizedModule."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Optional
+
+import numpy as np
+from concrete import fhe
+
+from ..onnx.numpy_module import NumpyModule, check_supported_ops
+from ..onnx.ops import ONNX_OPS_TO_NUMPY_IMPL
+from .calibration import choose_quantizer
+from ..errors import BitWidthError, QuantizationError
+from .n_bits import NBits, NBitsLike
+from .quantized_module import (
+    MAX_LOOKUP_BITS,
+    InputQuantization,
+    LookupReport,
+    OutputDequantization,
+    QuantizedModule,
+    Step,
+)
+from .quantized_ops import (
+    ONNX_OPS_TO_QUANTIZED_IMPL,
+    IntegerOp,
+    QuantizedClearOnly,
+    QuantizedTableLookup,
+)
+from .quantizers import UniformQuantizer, bits_for_range
+from .tensors import Constant, Deferred, Encrypted, TensorInfo
+
+_LINEAR_CONSUMERS = {"Gemm", "MatMul"}
+
+
+class PostTrainingQuantization:
+    """Quantize a float ``NumpyModule`` into an integer-only ``QuantizedModule``.
+
+    Parameters
+    ----------
+    numpy_module : NumpyModule
+        The float model.
+    n_bits : int or dict
+        Bit widths (see ``NBits``): inputs, weights, activations, outputs.
+    rounding_threshold_bits : int or None, default=None
+        When set, the integer that indexes a table lookup keeps at most this many bits: its
+        lowest bits are rounded away first (``fhe.round_bit_pattern``). Lower means cheaper
+        lookups and coarser activations.
+    input_clip_quantile : float, default=0.0
+        Quantile clipped off each end of the range of every model input (outlier clipping).
+    """
+
+    def __init__(
+        self,
+        numpy_module: NumpyModule,
+        n_bits: NBitsLike,
+        rounding_threshold_bits: Optional[int] = None,
+        input_clip_quantile: float = 0.0,
+    ) -> None:
+        self.numpy_module = numpy_module
+        self.n_bits = NBits.parse(n_bits)
+        if rounding_threshold_bits is not None and not 1 <= int(rounding_threshold_bits) <= 16:
+            raise ValueError(
+                f"rounding_threshold_bits={rounding_threshold_bits} must be in [1, 16] or None."
+            )
+        self.rounding_threshold_bits = rounding_threshold_bits
+        self.input_clip_quantile = float(input_clip_quantile)
+
+    # -- public ---------------------------------------------------------------------------------
+    def quantize(self, *calibration_inputs: np.ndarray) -> QuantizedModule:
+        """Calibrate on ``calibration_inputs`` and build the QuantizedModule."""
+        module = self.numpy_module
+        check_supported_ops(module.onnx_model, ONNX_OPS_TO_QUANTIZED_IMPL, "quantization")
+        self._inputs = [np.asarray(x, dtype=np.float64) for x in calibration_inputs]
+        if len(self._inputs) != len(module.input_names):
+            raise ValueError(
+                f"The model takes {len(module.input_names)} input(s), got {len(self._inputs)}."
+            )
+        for x in self._inputs:
+            if x.ndim < 1 or x.shape[0] == 0:
+                raise ValueError("The calibration set is empty: give at least one row.")
+        self._steps: list[Step] = []
+        self._input_quantizations: list[InputQuantization] = []
+        self._lookups: list[LookupReport] = []
+        self._materialized: dict[int, Encrypted] = {}
+        self._consumers = defaultdict(list)
+        for node in module.nodes:
+            for name in node.input:
+                self._consumers[name].append(node.op_type)
+
+        tensors: dict[str, Optional[TensorInfo]] = {"": None}
+        tensors.update({name: Constant(value) for name, value in module.initializers.items()})
+        for index, name in enumerate(module.input_names):
+            tensors[name] = Deferred(source=None, input_index=index)
+        for node, attrs in zip(module.nodes, module.node_attributes):
+            infos = [tensors[name] for name in node.input]
+            outputs = self._build_node(node, attrs, infos)
+            tensors.update(zip(node.output, outputs))
+        outputs = [self._output(name, tensors[name]) for name in module.output_names]
+        return QuantizedModule(
+            input_quantizations=self._input_quantizations,
+            steps=self._steps,
+            output_dequantizations=outputs,
+            lookups=self._lookups,
+            n_bits=self.n_bits,
+        )
+
+    # -- context used by the quantized ops ------------------------------------------------------
+    def add(self, op: IntegerOp, sources: list[Encrypted], quantizer: UniformQuantizer) -> Encrypted:
+        """Append ``op`` to the circuit and run it on the calibration integers."""
+        name = f"{len(self._steps)}:{op.op_type}"
+        calibration = op(*(source.calibration for source in sources))
+        calibration = np.asarray(calibration)
+        if not np.issubdtype(calibration.dtype, np.integer):
+            raise QuantizationError(f"{op.op_type} produced non-integer values ({calibration.dtype}).")
+        self._steps.append(Step(op, tuple(s.name for s in sources), name))
+        return Encrypted(name, quantizer, calibration, op.op_type)
+
+    def accumulator(self, quantizer: UniformQuantizer) -> UniformQuantizer:
+        """The same affine map, for an unbounded integer (the result of a leveled op)."""
+        return UniformQuantizer(quantizer.scale, quantizer.zero_point)
+
+    def materialize(
+        self,
+        info: TensorInfo,
+        node,
+        per_feature: bool = False,
+        quantizer: Optional[UniformQuantizer] = None,
+    ) -> Encrypted:
+        """The integer tensor standing for ``info``, computing its deferred ops if needed."""
+        if isinstance(info, Encrypted):
+            return info
+        if isinstance(info, Constant):
+            raise QuantizationError(f"{node.op_type} node {node.name!r} got a constant input.")
+        if not info.elementwise:
+            ops = ", ".join(step.op_type for step in info.steps if step.op_type)
+            raise QuantizationError(
+                f"{node.op_type} node {node.name!r} uses the result of {ops}, which mixes "
+                "elements non-linearly and can only run in the clear after decryption: such ops "
+                "must come last in the model."
+            )
+        if id(info) in self._materialized:
+            return self._materialized[id(info)]
+        if info.source is None:
+            result = self._quantize_input(info, per_feature)
+        else:
+            result = self._table_lookup(info, node, per_feature, quantizer)
+        self._materialized[id(info)] = result
+        # keep ``info`` alive so its id is not reused by another deferred chain
+        self._materialized_keepalive = getattr(self, "_materialized_keepalive", []) + [info]
+        return result
+
+    def requantize(self, source: Encrypted, quantizer: UniformQuantizer, node) -> Encrypted:
+        """``source`` mapped to ``quantizer`` by a table lookup."""
+        return self._table_lookup(Deferred(source=source), node, False, quantizer)
+
+    def common_quantizer(self, node, sources: list[Encrypted]) -> UniformQuantizer:
+        """An ``activations``-bit quantizer covering the real ranges of all ``sources``."""
+        values = [s.quantizer.dequant(s.calibration).reshape(-1) for s in sources]
+        return choose_quantizer(np.concatenate(values), self.n_bits.activations)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _build_node(self, node, attrs: dict, infos: list) -> tuple:
+        variables = [i for i in infos if i is not None and not isinstance(i, Constant)]
+        if not variables:  # constant folding: computed once, in float, at build time
+            values = [None if i is None else i.value for i in infos]
+            outputs = ONNX_OPS_TO_NUMPY_IMPL[node.op_type](*values, **attrs)
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+            return tuple(Constant(np.asarray(v)) for v in outputs)
+        if any(isinstance(i, Deferred) and not i.elementwise for i in variables):
+            return (QuantizedClearOnly.build(self, node, attrs, infos),)
+        result = ONNX_OPS_TO_QUANTIZED_IMPL[node.op_type].build(self, node, attrs, infos)
+        return result if isinstance(result, tuple) else (result,)
+
+    def _wants_per_feature(self, values: np.ndarray, per_feature: bool) -> Optional[int]:
+        return -1 if per_feature and values.ndim == 2 else None
+
+    def _quantize_input(self, info: Deferred, per_feature: bool) -> Encrypted:
+        """Client-side: the deferred ops on a model input, then its quantizer."""
+        if any(q.input_index == info.input_index for q in self._input_quantizations):
+            raise QuantizationError(
+                "A model input feeds several branches with different elementwise preprocessing; "
+                "this is not supported."
+            )
+        values = info.evaluate(self._inputs[info.input_index])
+        axis = self._wants_per_feature(np.asarray(values), per_feature)
+        quantizer = choose_quantizer(
+            values, self.n_bits.inputs, info.steps, axis, self.input_clip_quantile
+        )
+        name = f"input_{len(self._input_quantizations)}"
+        self._input_quantizations.append(InputQuantization(info.input_index, info.steps, quantizer))
+        return Encrypted(name, quantizer, quantizer.quant(values), "input")
+
+    def _table_lookup(
+        self, info: Deferred, node, per_feature: bool, quantizer: Optional[UniformQuantizer]
+    ) -> Encrypted:
+        """In-circuit: the deferred ops as one table lookup on the source integers."""
+        source = info.source
+        qvalues = source.calibration
+        bits = bits_for_range(qvalues.min(), qvalues.max())
+        lsbs = 0
+        if self.rounding_threshold_bits is not None and bits > self.rounding_threshold_bits:
+            lsbs = bits - self.rounding_threshold_bits
+            qvalues = fhe.round_bit_pattern(qvalues, lsbs_to_remove=lsbs)
+            bits = bits_for_range(qvalues.min() >> lsbs, qvalues.max() >> lsbs)
+        ops = "+".join(step.op_type for step in info.steps) or "requantization"
+        if bits > MAX_LOOKUP_BITS:
+            raise BitWidthError(
+                f"The table lookup computing {ops} (before {node.op_type} node {node.name!r}) "
+                f"reads the {source.producer} result, which needs {bits} bits > "
+                f"{MAX_LOOKUP_BITS}, the widest input a TFHE table lookup takes. Lower n_bits "
+                "(inputs, weights or activations), or set rounding_threshold_bits (e.g. 6) so "
+                "accumulators are rounded before lookups."
+            )
+        if quantizer is None:
+            values = info.evaluate(source.quantizer.dequant(qvalues))
+            axis = self._wants_per_feature(np.asarray(values), per_feature)
+            quantizer = choose_quantizer(values, self.n_bits.activations, info.steps, axis)
+        op = QuantizedTableLookup(source.quantizer, info.steps, quantizer, lsbs)
+        result = self.add(op, [source], quantizer)
+        out_bits = bits_for_range(result.calibration.min(), result.calibration.max())
+        self._lookups.append(LookupReport(ops, source.producer, bits, out_bits, lsbs))
+        return result
+
+    def _output(self, name: str, info: TensorInfo) -> OutputDequantization:
+        if isinstance(info, Encrypted):
+            return OutputDequantization(info.name, info.quantizer, ())
+        if isinstance(info, Deferred) and info.source is not None:
+            return OutputDequantization(info.source.name, info.source.quantizer, info.steps)
+        raise QuantizationError(
+            f"Model output {name!r} does not depend on any computation that needs encryption "
+            "(it is constant or a function of the input alone)."
+        )

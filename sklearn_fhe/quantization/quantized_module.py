@@ -1,0 +1,219 @@
+"""QuantizedModule: the integer-only model, and its FHE circuit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+from concrete import fhe
+from concrete.fhe.tracing import Tracer
+
+from ..fhe.compile import (
+    DEFAULT_BATCH_SIZE,
+    circuit_statistics,
+    compile_integer_function,
+    run_in_batches,
+)
+from ..fhe.modes import FheMode
+from .n_bits import NBits
+from .quantizers import UniformQuantizer
+
+#: Widest integer a TFHE table lookup can take.
+MAX_LOOKUP_BITS = 16
+
+
+@dataclass(frozen=True)
+class Step:
+    """One integer op of ``_forward``: the names of its inputs and of its output."""
+
+    op: Any
+    inputs: tuple
+    output: str
+
+
+@dataclass(frozen=True)
+class InputQuantization:
+    """Client side, before encryption: elementwise ops on a model input, then its quantizer."""
+
+    input_index: int
+    steps: tuple
+    quantizer: UniformQuantizer
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        values = np.asarray(x, dtype=np.float64)
+        for step in self.steps:
+            values = step(values)
+        return self.quantizer.quant(values)
+
+
+@dataclass(frozen=True)
+class OutputDequantization:
+    """Client side, after decryption: dequantize a circuit output, then the ops left for the
+    clear (sigmoid, softmax, argmax...)."""
+
+    source: str
+    quantizer: UniformQuantizer
+    steps: tuple
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        values = self.quantizer.dequant(q)
+        for step in self.steps:
+            values = step(values)
+        return values
+
+
+@dataclass(frozen=True)
+class LookupReport:
+    """A table lookup of the circuit: what it computes and how wide its input and output are."""
+
+    ops: str
+    reads: str
+    input_bits: int
+    output_bits: int
+    rounded_bits: int
+
+
+class QuantizedModule:
+    """An integer-only model: quantize on the client, integers in the circuit, dequantize.
+
+    Built by post-training quantization; ``compile`` turns ``_forward`` into an FHE circuit.
+
+    Attributes
+    ----------
+    input_quantizations : list of InputQuantization
+        One per circuit input (client side, before encryption).
+    steps : list of Step
+        The integer ops of ``_forward``, in order.
+    output_dequantizations : list of OutputDequantization
+        One per model output (client side, after decryption).
+    lookups : list of LookupReport
+        The table lookups of the circuit, with their bit widths.
+    fhe_circuit : concrete.fhe.Circuit or None
+        The compiled circuit, after ``compile``.
+    """
+
+    def __init__(
+        self,
+        input_quantizations: Sequence[InputQuantization],
+        steps: Sequence[Step],
+        output_dequantizations: Sequence[OutputDequantization],
+        lookups: Sequence[LookupReport],
+        n_bits: NBits,
+    ) -> None:
+        if len(input_quantizations) != 1:
+            raise ValueError(
+                f"The model has {len(input_quantizations)} encrypted inputs; sklearn_fhe compiles "
+                "models with exactly one input tensor."
+            )
+        self.input_quantizations = list(input_quantizations)
+        self.steps = list(steps)
+        self.output_dequantizations = list(output_dequantizations)
+        self.lookups = list(lookups)
+        self.n_bits = n_bits
+        self._circuit_outputs = list(dict.fromkeys(o.source for o in output_dequantizations))
+        self.fhe_circuit: Optional[fhe.Circuit] = None
+        self.batch_size = DEFAULT_BATCH_SIZE
+
+    # -- the three stages ----------------------------------------------------------------------
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Client side: float input → integers (the values that get encrypted)."""
+        quantization = self.input_quantizations[0]
+        return quantization(x)
+
+    def _forward(self, q: Any) -> Any:
+        """Integers → integers, with integer-only ops (traced by concrete for the circuit)."""
+        values = {"input_0": q}
+        tracing = isinstance(q, Tracer)
+        for step in self.steps:
+            result = step.op(*(values[name] for name in step.inputs))
+            if not tracing:
+                result = np.asarray(result)
+                assert np.issubdtype(result.dtype, np.integer), (
+                    f"{step.op.op_type} produced {result.dtype} values inside the circuit"
+                )
+            values[step.output] = result
+        outputs = tuple(values[name] for name in self._circuit_outputs)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def dequantize_output(self, q: Any) -> Union[np.ndarray, tuple]:
+        """Client side: circuit integers → float model outputs (one per model output)."""
+        parts = q if isinstance(q, tuple) else (q,)
+        by_name = dict(zip(self._circuit_outputs, parts))
+        outputs = tuple(o(by_name[o.source]) for o in self.output_dequantizations)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    # -- running -------------------------------------------------------------------------------
+    def quantized_forward(self, q: np.ndarray, fhe: Union[bool, str] = "disable") -> Any:
+        """Run the integer part on quantized inputs, in the clear or through the circuit."""
+        mode = FheMode.parse(fhe)
+        if mode is FheMode.DISABLE:
+            return self._forward(np.asarray(q, dtype=np.int64))
+        circuit = self._require_circuit()
+        run = circuit.simulate if mode is FheMode.SIMULATE else circuit.encrypt_run_decrypt
+        return run_in_batches(run, np.asarray(q, dtype=np.int64), self.batch_size)
+
+    def forward(self, x: np.ndarray, fhe: Union[bool, str] = "disable") -> Any:
+        """Float inputs → float outputs through the integer model.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Model input, batch first.
+        fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
+            Where the integer part runs: in the clear, in the simulated circuit, or encrypted.
+        """
+        mode = FheMode.parse(fhe)
+        return self.dequantize_output(self.quantized_forward(self.quantize_input(x), mode))
+
+    __call__ = forward
+
+    # -- FHE -----------------------------------------------------------------------------------
+    def compile(
+        self,
+        inputset: np.ndarray,
+        configuration: Optional[fhe.Configuration] = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> fhe.Circuit:
+        """Compile ``_forward`` into an FHE circuit taking ``batch_size`` rows per call.
+
+        Parameters
+        ----------
+        inputset : numpy.ndarray
+            Representative float inputs (the calibration set is a good choice); they fix the
+            bit width of every integer of the circuit.
+        configuration : concrete.fhe.Configuration, optional
+            Concrete's configuration (e.g. an insecure key cache for tests).
+        batch_size : int, default=16
+            Rows per circuit call; predictions on more rows use several calls, fewer are padded.
+        """
+        inputset = np.asarray(inputset)
+        if inputset.ndim == 0 or inputset.shape[0] == 0:
+            raise ValueError("The compilation inputset is empty: give at least one row.")
+        self.batch_size = int(batch_size)
+        self.fhe_circuit = compile_integer_function(
+            self._forward, self.quantize_input(inputset), self.batch_size, configuration
+        )
+        return self.fhe_circuit
+
+    def keygen(self, force: bool = False) -> None:
+        """Generate the keys now (otherwise they are made on the first encrypted run)."""
+        self._require_circuit().keygen(force=force)
+
+    def statistics(self) -> dict:
+        """PBS count, max bit width and batch size of the compiled circuit."""
+        return circuit_statistics(self._require_circuit(), self.batch_size)
+
+    def _require_circuit(self) -> fhe.Circuit:
+        if self.fhe_circuit is None:
+            raise RuntimeError(
+                "The model is not compiled: call compile(inputset) before running with "
+                "fhe='simulate' or fhe='execute'."
+            )
+        return self.fhe_circuit
+
+    def __getstate__(self) -> dict:
+        # Circuits hold native objects and keys: they are not pickled, compile again instead.
+        state = self.__dict__.copy()
+        state["fhe_circuit"] = None
+        return state

@@ -1,0 +1,116 @@
+"""Public entry points: a torch module or an ONNX model → QuantizedModule with its FHE circuit."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import onnx
+import torch
+from concrete import fhe
+
+from ..fhe.compile import DEFAULT_BATCH_SIZE
+from ..onnx.export import export_torch_to_onnx
+from ..onnx.numpy_module import NumpyModule
+from ..quantization.n_bits import NBitsLike
+from ..quantization.post_training import PostTrainingQuantization
+from ..quantization.quantized_module import QuantizedModule
+
+
+def check_inputset(inputset) -> np.ndarray:
+    """The inputset as a finite float array with at least one row, or a clear error."""
+    if isinstance(inputset, torch.Tensor):
+        inputset = inputset.detach().cpu().numpy()
+    try:
+        array = np.asarray(inputset, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"The inputset must be numeric array-like: {error}") from error
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise ValueError("The inputset is empty: give at least one representative row.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("The inputset contains NaN or infinity.")
+    return array
+
+
+def quantize_onnx_model(
+    onnx_model: onnx.ModelProto,
+    inputset,
+    n_bits: NBitsLike = 8,
+    rounding_threshold_bits: Optional[int] = None,
+    input_clip_quantile: float = 0.0,
+) -> QuantizedModule:
+    """ONNX model → NumpyModule → calibration and post-training quantization (no compilation)."""
+    array = check_inputset(inputset)
+    numpy_module = NumpyModule(onnx_model)
+    ptq = PostTrainingQuantization(numpy_module, n_bits, rounding_threshold_bits, input_clip_quantile)
+    return ptq.quantize(array)
+
+
+def compile_onnx_model(
+    onnx_model: onnx.ModelProto,
+    inputset,
+    n_bits: NBitsLike = 8,
+    rounding_threshold_bits: Optional[int] = None,
+    configuration: Optional[fhe.Configuration] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> QuantizedModule:
+    """Quantize an ONNX model on ``inputset`` and compile it to an FHE circuit.
+
+    Parameters
+    ----------
+    onnx_model : onnx.ModelProto
+        A model with one input tensor, batch first.
+    inputset : array-like
+        Representative inputs: calibration for quantization and bit widths for compilation.
+    n_bits : int or dict, default=8
+        Bits of inputs, weights and activations (a dict sets them apart: keys ``inputs``,
+        ``weights``, ``activations``, ``outputs``).
+    rounding_threshold_bits : int, optional
+        Round table-lookup inputs to at most this many bits (cheaper lookups).
+    configuration : concrete.fhe.Configuration, optional
+        Concrete's configuration.
+    batch_size : int, default=16
+        Rows per circuit call.
+
+    Returns
+    -------
+    QuantizedModule
+        With its circuit in ``fhe_circuit``; run it with ``forward(x, fhe="execute")``.
+    """
+    quantized = quantize_onnx_model(onnx_model, inputset, n_bits, rounding_threshold_bits)
+    quantized.compile(check_inputset(inputset), configuration, batch_size)
+    return quantized
+
+
+def compile_torch_model(
+    module: torch.nn.Module,
+    inputset,
+    n_bits: NBitsLike = 8,
+    rounding_threshold_bits: Optional[int] = None,
+    configuration: Optional[fhe.Configuration] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> QuantizedModule:
+    """Export a torch module to ONNX, quantize it and compile it to an FHE circuit.
+
+    Parameters are those of ``compile_onnx_model``; ``module`` is a ``torch.nn.Module`` whose
+    forward takes one tensor, batch first.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_fhe import compile_torch_model
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> x = np.random.default_rng(0).normal(size=(50, 4))
+    >>> qm = compile_torch_model(net, x, n_bits=4)
+    >>> qm.forward(x[:3], fhe="simulate").shape
+    (3, 2)
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(
+            f"compile_torch_model expects a torch.nn.Module, got {type(module).__name__}."
+        )
+    array = check_inputset(inputset)
+    onnx_model = export_torch_to_onnx(module, array[: min(len(array), 8)])
+    return compile_onnx_model(
+        onnx_model, array, n_bits, rounding_threshold_bits, configuration, batch_size
+    )

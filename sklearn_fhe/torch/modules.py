@@ -1,0 +1,126 @@
+"""FHE-friendly torch modules used by the skorch-based estimators."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from .qat import QuantIdentity, QuantLinear
+
+__all__ = ["FHEMLP"]
+
+#: Activations whose output is never negative: their output grid is unsigned (one more bit of
+#: resolution for the same number of levels).
+_NON_NEGATIVE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid, nn.Softplus)
+
+
+class FHEMLP(nn.Module):
+    """Fully connected network trained with quantization-aware training, cheap to run in FHE.
+
+    The network is::
+
+        QuantIdentity(n_input_bits, signed)              # clear, on the client
+        -> [QuantLinear(n_w_bits) -> activation -> QuantIdentity(n_a_bits)] * len(hidden_layer_sizes)
+        -> QuantLinear(n_w_bits)                        # output accumulator, decrypted as is
+
+    In FHE each hidden unit costs one table lookup (activation and requantization fused), whose
+    input is the integer accumulator ``sum_k q_x q_w`` of the unit; the output layer costs none.
+    The defaults were chosen on ``load_digits``: 0.96 to 0.97 test accuracy with 32 lookups per row
+    whose accumulators, rounded to 5 bits, cost about 12 ms each.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of input features (set by the estimator from the data).
+    n_outputs : int
+        Number of outputs: classes for a classifier, targets for a regressor.
+    hidden_layer_sizes : int or sequence of int, default=(32,)
+        Width of each hidden layer; its sum is the number of table lookups per row.
+    activation : type of torch.nn.Module, default=torch.nn.ReLU
+        Elementwise activation class, instantiated without arguments after each hidden layer.
+    n_w_bits : int, default=3
+        Signed bit width of the weights (symmetric per-output-channel grid).
+    n_a_bits : int, default=3
+        Bit width of the hidden activations (unsigned grid after a non-negative activation,
+        signed otherwise).
+    n_input_bits : int, default=4
+        Bit width of the signed input grid. Inputs should be standardized.
+    n_accum_bits : int or None, default=5
+        Bit width to which each hidden layer's integer accumulator is rounded, simulated during
+        training (see :class:`~sklearn_fhe.torch.qat.QuantLinear` ``acc_bits``); it is the input
+        width of the table lookups. None keeps the full accumulator.
+    n_output_bits : int or None, default=None
+        Weight bit width of the output layer; None uses ``n_w_bits``.
+
+    Attributes
+    ----------
+    layers : torch.nn.ModuleList
+        The :class:`~sklearn_fhe.torch.qat.QuantLinear` layers, each owning its input quantizer.
+    activations : torch.nn.ModuleList
+        The activation modules after the hidden layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> module = FHEMLP(n_inputs=4, n_outputs=3, hidden_layer_sizes=(8,))
+    >>> module(torch.randn(5, 4)).shape
+    torch.Size([5, 3])
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        hidden_layer_sizes: Union[int, Sequence[int]] = (32,),
+        activation: type = nn.ReLU,
+        n_w_bits: int = 3,
+        n_a_bits: int = 3,
+        n_input_bits: int = 4,
+        n_accum_bits: Optional[int] = 5,
+        n_output_bits: Optional[int] = None,
+    ):
+        super().__init__()
+        if isinstance(hidden_layer_sizes, int):
+            hidden_layer_sizes = (hidden_layer_sizes,)
+        sizes = [int(n_inputs), *(int(size) for size in hidden_layer_sizes), int(n_outputs)]
+        if any(size < 1 for size in sizes):
+            raise ValueError(f"Every layer size must be positive, got {sizes}.")
+        if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
+            raise TypeError(
+                f"activation must be a torch.nn.Module class such as torch.nn.ReLU, "
+                f"got {activation!r}."
+            )
+        self.n_inputs, self.n_outputs = sizes[0], sizes[-1]
+        self.hidden_layer_sizes = tuple(sizes[1:-1])
+        signed_activation = not issubclass(activation, _NON_NEGATIVE_ACTIVATIONS)
+        n_layers = len(sizes) - 1
+        self.layers = nn.ModuleList()
+        self.activations = nn.ModuleList()
+        for index in range(n_layers):
+            is_first, is_last = index == 0, index == n_layers - 1
+            input_quant = (
+                QuantIdentity(n_input_bits, signed=True)
+                if is_first
+                else QuantIdentity(n_a_bits, signed=signed_activation)
+            )
+            self.layers.append(
+                QuantLinear(
+                    sizes[index],
+                    sizes[index + 1],
+                    n_bits=n_output_bits if (is_last and n_output_bits) else n_w_bits,
+                    input_quant=input_quant,
+                    # The output accumulator is decrypted, never looked up: no rounding.
+                    acc_bits=None if is_last else n_accum_bits,
+                )
+            )
+            if not is_last:
+                self.activations.append(activation())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index < len(self.activations):
+                x = self.activations[index](x)
+        return x
