@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Callable, Optional
 
 import numpy as np
@@ -12,6 +13,10 @@ from ..errors import BitWidthError
 
 #: Rows per circuit call unless the user chooses: the runtime evaluates a batch in parallel.
 DEFAULT_BATCH_SIZE = 16
+
+
+class FHECompilationError(RuntimeError):
+    """concrete could not compile the integer circuit, for a reason other than bit widths."""
 
 
 def default_configuration(**overrides) -> fhe.Configuration:
@@ -57,16 +62,32 @@ def compile_integer_function(
 
     compiler = fhe.Compiler(circuit_function, {"x": "encrypted"})
     inputset = batched_inputset(np.asarray(qinputs, dtype=np.int64), int(batch_size))
+    configuration = configuration or default_configuration()
     try:
-        return compiler.compile(inputset, configuration or default_configuration())
+        return compiler.compile(inputset, configuration)
     except Exception as error:  # concrete raises RuntimeError/ValueError with MLIR dumps
-        graph = getattr(compiler, "graph", None)
-        widest = graph.maximum_integer_bit_width() if graph is not None else "unknown"
-        raise BitWidthError(
-            f"Compilation to FHE failed: the circuit's widest integer has {widest} bits. Lower "
-            "n_bits, or set rounding_threshold_bits to narrow table lookups. "
-            f"(concrete said: {str(error).splitlines()[0] if str(error) else type(error).__name__})"
-        ) from error
+        raise _compilation_error(error, compiler, inputset, configuration) from error
+
+
+def _compilation_error(error: Exception, compiler, inputset, configuration) -> Exception:
+    """Our error for a failed concrete compilation: a BitWidthError when a table lookup is too
+    wide (which our own checks should have caught first), else an FHECompilationError."""
+    text = str(error)
+    # concrete marks the faulty nodes of its graph dump with lines of carets then an explanation
+    notes = [line.lstrip("^").strip() for line in text.splitlines() if line.startswith("^")]
+    said = "; ".join(notes) or (text.splitlines()[0] if text else type(error).__name__)
+    try:
+        widest = f"{compiler.trace(inputset, configuration).maximum_integer_bit_width()} bits"
+    except Exception:  # the failure was in tracing itself
+        widest = "an unknown number of bits"
+    if re.search(r"bit value is used as an input to a table lookup|NoParametersFound", text):
+        return BitWidthError(
+            f"Compilation to FHE failed: the circuit's widest integer has {widest}. Lower "
+            f"n_bits, or set rounding_threshold_bits to narrow table lookups. (concrete: {said})"
+        )
+    return FHECompilationError(
+        f"concrete could not compile the circuit (widest integer: {widest}): {said}"
+    )
 
 
 def run_in_batches(

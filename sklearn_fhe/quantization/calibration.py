@@ -10,24 +10,37 @@ from ..errors import QuantizationError
 from .quantizers import UniformQuantizer, bits_for_range
 
 
-def value_range(
-    values: np.ndarray, axis: Optional[int] = None, clip_quantile: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of ``values`` (per slice along ``axis`` when given, kept broadcastable).
+def _reduce_axes(ndim: int, axis: Optional[int]) -> Optional[tuple]:
+    return None if axis is None else tuple(i for i in range(ndim) if i != axis % ndim)
 
-    With ``clip_quantile=q > 0`` the range is the ``[q, 1 - q]`` quantile range instead, so a few
-    outliers do not spend the integer levels the bulk of the data needs.
+
+def mse_range(
+    values: np.ndarray, n_bits: int, axis: Optional[int] = None, include_zero: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clipping range (per slice along ``axis``) that minimizes the quantization MSE.
+
+    Candidates are symmetric quantile ranges, from min/max inwards: clipping a few outliers buys
+    finer levels for the bulk of the data, which matters most at 2-4 bits.
     """
-    reduce_axes = None
-    if axis is not None:
-        axis = axis % values.ndim
-        reduce_axes = tuple(i for i in range(values.ndim) if i != axis)
+    reduce_axes = _reduce_axes(values.ndim, axis)
     keep = axis is not None
-    if clip_quantile > 0:
-        low = np.quantile(values, clip_quantile, axis=reduce_axes, keepdims=keep)
-        high = np.quantile(values, 1 - clip_quantile, axis=reduce_axes, keepdims=keep)
-        return low, high
-    return values.min(axis=reduce_axes, keepdims=keep), values.max(axis=reduce_axes, keepdims=keep)
+    best_err = best_lo = best_hi = None
+    for quantile in _CLIP_QUANTILES:
+        lo = np.quantile(values, quantile, axis=reduce_axes, keepdims=keep)
+        hi = np.quantile(values, 1 - quantile, axis=reduce_axes, keepdims=keep)
+        quantizer = UniformQuantizer.from_range(lo, hi, n_bits, include_zero=include_zero)
+        err = np.mean((quantizer.dequant(quantizer.quant(values)) - values) ** 2,
+                      axis=reduce_axes, keepdims=keep)
+        if best_err is None:
+            best_err, best_lo, best_hi = err, lo, hi
+        else:
+            better = err < best_err
+            best_err = np.where(better, err, best_err)
+            best_lo, best_hi = np.where(better, lo, best_lo), np.where(better, hi, best_hi)
+    return best_lo, best_hi
+
+
+_CLIP_QUANTILES = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.1)
 
 
 def grid_quantizer(values: np.ndarray, scale: float) -> UniformQuantizer:
@@ -43,15 +56,17 @@ def choose_quantizer(
     n_bits: int,
     steps: Sequence = (),
     axis: Optional[int] = None,
-    clip_quantile: float = 0.0,
+    clip_outliers: bool = False,
+    include_zero: bool = True,
 ) -> UniformQuantizer:
     """The quantizer of a tensor computed by ``steps``, given its calibration ``values``.
 
     - After a ``DequantizeLinear`` (a fake quantizer from quantization-aware training), the
       training grid itself, so integer inference reproduces the trained model.
     - For integer-valued results (comparisons, counts) that fit in ``n_bits``, scale 1: exact.
-    - Otherwise an affine ``n_bits`` quantizer over the calibrated range, per slice along
-      ``axis`` if given.
+    - Otherwise an affine ``n_bits`` quantizer over the calibrated range (per slice along
+      ``axis`` if given; clipped to the MSE-optimal range if ``clip_outliers``; extended to hold
+      0 exactly if ``include_zero``).
     """
     values = np.asarray(values)
     if values.dtype == bool:
@@ -71,9 +86,11 @@ def choose_quantizer(
         if vmax - vmin < 2**n_bits:
             bits = bits_for_range(0, int(vmax - vmin))
             return UniformQuantizer(np.asarray(1.0), np.asarray(-int(vmin), np.int64), bits)
-    rmin, rmax = value_range(values.astype(np.float64), axis, clip_quantile)
-    if axis is not None:
-        shape = [1] * values.ndim
-        shape[axis] = values.shape[axis]
-        rmin, rmax = rmin.reshape(shape), rmax.reshape(shape)
-    return UniformQuantizer.from_range(rmin, rmax, n_bits)
+    values = values.astype(np.float64)
+    if clip_outliers:
+        rmin, rmax = mse_range(values, n_bits, axis, include_zero)
+    else:
+        reduce_axes = _reduce_axes(values.ndim, axis)
+        rmin = values.min(axis=reduce_axes, keepdims=axis is not None)
+        rmax = values.max(axis=reduce_axes, keepdims=axis is not None)
+    return UniformQuantizer.from_range(rmin, rmax, n_bits, include_zero=include_zero)

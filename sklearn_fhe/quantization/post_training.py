@@ -46,8 +46,6 @@ class PostTrainingQuantization:
         When set, the integer that indexes a table lookup keeps at most this many bits: its
         lowest bits are rounded away first (``fhe.round_bit_pattern``). Lower means cheaper
         lookups and coarser activations.
-    input_clip_quantile : float, default=0.0
-        Quantile clipped off each end of the range of every model input (outlier clipping).
     """
 
     def __init__(
@@ -55,7 +53,6 @@ class PostTrainingQuantization:
         numpy_module: NumpyModule,
         n_bits: NBitsLike,
         rounding_threshold_bits: Optional[int] = None,
-        input_clip_quantile: float = 0.0,
     ) -> None:
         self.numpy_module = numpy_module
         self.n_bits = NBits.parse(n_bits)
@@ -64,7 +61,6 @@ class PostTrainingQuantization:
                 f"rounding_threshold_bits={rounding_threshold_bits} must be in [1, 16] or None."
             )
         self.rounding_threshold_bits = rounding_threshold_bits
-        self.input_clip_quantile = float(input_clip_quantile)
 
     # -- public ---------------------------------------------------------------------------------
     def quantize(self, *calibration_inputs: np.ndarray) -> QuantizedModule:
@@ -82,7 +78,7 @@ class PostTrainingQuantization:
         self._steps: list[Step] = []
         self._input_quantizations: list[InputQuantization] = []
         self._lookups: list[LookupReport] = []
-        self._materialized: dict[int, Encrypted] = {}
+        self._materialized: dict[int, tuple] = {}
         self._consumers = defaultdict(list)
         for node in module.nodes:
             for name in node.input:
@@ -124,10 +120,15 @@ class PostTrainingQuantization:
         self,
         info: TensorInfo,
         node,
-        per_feature: bool = False,
+        input_index: int = 0,
         quantizer: Optional[UniformQuantizer] = None,
     ) -> Encrypted:
-        """The integer tensor standing for ``info``, computing its deferred ops if needed."""
+        """The integer tensor standing for input ``input_index`` of ``node``.
+
+        Deferred ops are computed: on the client for a model input, else as one table lookup.
+        A tensor that only feeds matrix products is quantized per feature (2-D) with a free
+        zero point, which the products fold into their bias.
+        """
         if isinstance(info, Encrypted):
             return info
         if isinstance(info, Constant):
@@ -140,14 +141,16 @@ class PostTrainingQuantization:
                 "must come last in the model."
             )
         if id(info) in self._materialized:
-            return self._materialized[id(info)]
+            return self._materialized[id(info)][1]
+        linear_only = all(
+            op in _LINEAR_CONSUMERS for op in self._consumers[node.input[input_index]]
+        )
         if info.source is None:
-            result = self._quantize_input(info, per_feature)
+            result = self._quantize_input(info, linear_only)
         else:
-            result = self._table_lookup(info, node, per_feature, quantizer)
-        self._materialized[id(info)] = result
-        # keep ``info`` alive so its id is not reused by another deferred chain
-        self._materialized_keepalive = getattr(self, "_materialized_keepalive", []) + [info]
+            result = self._table_lookup(info, node, linear_only, quantizer)
+        # the entry keeps ``info`` alive, so its id cannot be reused by another chain
+        self._materialized[id(info)] = (info, result)
         return result
 
     def requantize(self, source: Encrypted, quantizer: UniformQuantizer, node) -> Encrypted:
@@ -172,27 +175,32 @@ class PostTrainingQuantization:
         result = ONNX_OPS_TO_QUANTIZED_IMPL[node.op_type].build(self, node, attrs, infos)
         return result if isinstance(result, tuple) else (result,)
 
-    def _wants_per_feature(self, values: np.ndarray, per_feature: bool) -> Optional[int]:
-        return -1 if per_feature and values.ndim == 2 else None
+    @staticmethod
+    def _feature_axis(values: np.ndarray, linear_only: bool) -> Optional[int]:
+        return -1 if linear_only and np.ndim(values) == 2 else None
 
-    def _quantize_input(self, info: Deferred, per_feature: bool) -> Encrypted:
+    def _quantize_input(self, info: Deferred, linear_only: bool) -> Encrypted:
         """Client-side: the deferred ops on a model input, then its quantizer."""
         if any(q.input_index == info.input_index for q in self._input_quantizations):
             raise QuantizationError(
                 "A model input feeds several branches with different elementwise preprocessing; "
                 "this is not supported."
             )
-        values = info.evaluate(self._inputs[info.input_index])
-        axis = self._wants_per_feature(np.asarray(values), per_feature)
+        values = np.asarray(info.evaluate(self._inputs[info.input_index]))
         quantizer = choose_quantizer(
-            values, self.n_bits.inputs, info.steps, axis, self.input_clip_quantile
+            values,
+            self.n_bits.inputs,
+            info.steps,
+            axis=self._feature_axis(values, linear_only),
+            clip_outliers=True,
+            include_zero=not linear_only,
         )
         name = f"input_{len(self._input_quantizations)}"
         self._input_quantizations.append(InputQuantization(info.input_index, info.steps, quantizer))
         return Encrypted(name, quantizer, quantizer.quant(values), "input")
 
     def _table_lookup(
-        self, info: Deferred, node, per_feature: bool, quantizer: Optional[UniformQuantizer]
+        self, info: Deferred, node, linear_only: bool, quantizer: Optional[UniformQuantizer]
     ) -> Encrypted:
         """In-circuit: the deferred ops as one table lookup on the source integers."""
         source = info.source
@@ -213,9 +221,14 @@ class PostTrainingQuantization:
                 "accumulators are rounded before lookups."
             )
         if quantizer is None:
-            values = info.evaluate(source.quantizer.dequant(qvalues))
-            axis = self._wants_per_feature(np.asarray(values), per_feature)
-            quantizer = choose_quantizer(values, self.n_bits.activations, info.steps, axis)
+            values = np.asarray(info.evaluate(source.quantizer.dequant(qvalues)))
+            quantizer = choose_quantizer(
+                values,
+                self.n_bits.activations,
+                info.steps,
+                axis=self._feature_axis(values, linear_only),
+                include_zero=not linear_only,
+            )
         op = QuantizedTableLookup(source.quantizer, info.steps, quantizer, lsbs)
         result = self.add(op, [source], quantizer)
         out_bits = bits_for_range(result.calibration.min(), result.calibration.max())

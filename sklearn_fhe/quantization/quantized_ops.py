@@ -19,8 +19,9 @@ import numpy as np
 from concrete import fhe
 
 from ..onnx.ops import ONNX_OPS_TO_NUMPY_IMPL
-from ..errors import QuantizationError
-from .quantizers import QuantizedArray, UniformQuantizer
+from ..errors import BitWidthError, QuantizationError
+from .quantized_module import MAX_LOOKUP_BITS
+from .quantizers import QuantizedArray, UniformQuantizer, bits_for_range
 from .tensors import ChainStep, Constant, Deferred, Encrypted, TensorInfo
 
 
@@ -89,6 +90,22 @@ def chain_step(op_type: str, attrs: dict, inputs, position: int) -> ChainStep:
     return ChainStep(op_type, ONNX_OPS_TO_NUMPY_IMPL[op_type], args, position, dict(attrs))
 
 
+def pad_spatial(q: Any, pads: Sequence[int], value: int = 0) -> Any:
+    """``q`` with ``pads`` (ONNX order: every begin, then every end) added around its spatial
+    axes and filled with the integer ``value``, for numpy arrays and concrete tracers alike:
+    concrete's ``conv`` and ``maxpool`` reject non-zero ``pads``, so padding is explicit."""
+    n = len(pads) // 2
+    if not any(pads):
+        return q
+    shape = tuple(q.shape)
+    padded = fhe.zeros(shape[:2] + tuple(shape[2 + i] + pads[i] + pads[i + n] for i in range(n)))
+    if value:
+        padded = padded + int(value)
+    inside = tuple(slice(pads[i], pads[i] + shape[2 + i]) for i in range(n))
+    padded[(slice(None), slice(None)) + inside] = q
+    return padded
+
+
 # --------------------------------------------------------------------------------------------
 # Runtime integer ops
 # --------------------------------------------------------------------------------------------
@@ -134,7 +151,7 @@ class QuantizedGemm(IntegerOp):
         if attrs.get("transB", 0):
             weights = weights.T
         weights = weights * attrs.get("alpha", 1.0)
-        source = ctx.materialize(inputs[0], node, per_feature=True)
+        source = ctx.materialize(inputs[0], node)
         n_in = weights.shape[-2]
         ndim = source.calibration.ndim
         scale = per_axis_vector(source.quantizer.scale, n_in, -1, ndim, f"{op_type} {node.name!r}")
@@ -149,7 +166,8 @@ class QuantizedGemm(IntegerOp):
                 np.asarray(inputs[2].value, dtype=np.float64) * attrs.get("beta", 1.0),
                 (weights.shape[-1],),
             )
-        offset = np.rint(bias / wscale).astype(np.int64) - zero_point.astype(np.int64) @ qweights
+        # zero points may be fractional for tensors that only feed products: folded here
+        offset = np.rint(bias / wscale - zero_point @ qweights).astype(np.int64)
         out_quantizer = UniformQuantizer(wscale, np.zeros_like(wscale, dtype=np.int64))
         return ctx.add(cls(qweights, offset, op_type), [source], out_quantizer)
 
@@ -175,10 +193,9 @@ class QuantizedConv(IntegerOp):
 
     def __call__(self, q: Any) -> Any:
         return fhe.conv(
-            q - self.zero_point,
+            pad_spatial(q - self.zero_point, self.pads),
             self.weights,
             self.bias,
-            pads=self.pads,
             strides=self.strides,
             dilations=self.dilations,
             group=self.group,
@@ -275,7 +292,8 @@ class QuantizedMaxPool(IntegerOp):
 
     op_type = "MaxPool"
 
-    def __init__(self, kernel_shape, strides, pads, dilations, ceil_mode) -> None:
+    def __init__(self, kernel_shape, strides, pads, dilations, ceil_mode, pad_value=0) -> None:
+        self.pad_value = int(pad_value)
         self.kernel_shape = list(kernel_shape)
         self.strides = list(strides)
         self.pads = list(pads)
@@ -283,8 +301,10 @@ class QuantizedMaxPool(IntegerOp):
         self.ceil_mode = int(ceil_mode)
 
     def __call__(self, q: Any) -> Any:
-        return fhe.maxpool(q, kernel_shape=self.kernel_shape, strides=self.strides,
-                           pads=self.pads, dilations=self.dilations, ceil_mode=self.ceil_mode)
+        # padded cells hold the smallest integer of the input's range: never a window's max
+        return fhe.maxpool(pad_spatial(q, self.pads, self.pad_value),
+                           kernel_shape=self.kernel_shape, strides=self.strides,
+                           dilations=self.dilations, ceil_mode=self.ceil_mode)
 
     @classmethod
     def build(cls, ctx, node, attrs: dict, inputs) -> TensorInfo:
@@ -297,7 +317,19 @@ class QuantizedMaxPool(IntegerOp):
         pads, strides, dilations = QuantizedConv.window_geometry(
             attrs, source.calibration.shape[2:], kernel
         )
-        op = cls(kernel, strides, pads, dilations, attrs.get("ceil_mode", 0))
+        quantizer = source.quantizer
+        lowest = quantizer.qmin if quantizer.n_bits is not None else source.calibration.min()
+        # concrete compares window elements with table lookups on their differences: one bit more
+        bits = bits_for_range(min(lowest, source.calibration.min()), source.calibration.max()) + 1
+        if bits > MAX_LOOKUP_BITS:
+            raise BitWidthError(
+                f"MaxPool node {node.name!r} compares values of the {source.producer} result with "
+                f"{bits}-bit table lookups > {MAX_LOOKUP_BITS}, the widest a TFHE table lookup "
+                "takes. Lower n_bits (inputs, weights or activations), or apply an activation "
+                "before the MaxPool so it reads an n_bits activation (rounding_threshold_bits "
+                "does not apply to MaxPool inputs)."
+            )
+        op = cls(kernel, strides, pads, dilations, attrs.get("ceil_mode", 0), lowest)
         return ctx.add(op, [source], source.quantizer)
 
 
@@ -336,10 +368,11 @@ class QuantizedAdd(IntegerOp):
             if index == 0:  # a ± c
                 op = cls([1], second_sign * offset, op_type)
                 return ctx.add(op, [source], ctx.accumulator(source.quantizer))
-            # c - a = s * ((c/s + 2 zp - a) - zp)
-            op = cls([-1], offset + 2 * np.asarray(source.quantizer.zero_point), op_type)
-            return ctx.add(op, [source], ctx.accumulator(source.quantizer))
-        left, right = (ctx.materialize(inputs[i], node) for i in variables)
+            # c - s (a - zp) = s ((c/s - a) - (-zp))
+            op = cls([-1], offset, op_type)
+            negated = UniformQuantizer(source.quantizer.scale, -np.asarray(source.quantizer.zero_point))
+            return ctx.add(op, [source], negated)
+        left, right = (ctx.materialize(inputs[i], node, i) for i in variables)
         if not (np.array_equal(left.quantizer.scale, right.quantizer.scale)):
             target = ctx.common_quantizer(node, [left, right])
             left, right = ctx.requantize(left, target, node), ctx.requantize(right, target, node)
@@ -423,7 +456,7 @@ class QuantizedShapeOp(IntegerOp):
     @classmethod
     def build(cls, ctx, node, attrs: dict, inputs) -> TensorInfo:
         positions = non_constant_inputs(node.name, node.op_type, inputs)
-        sources = [ctx.materialize(inputs[i], node) for i in positions]
+        sources = [ctx.materialize(inputs[i], node, i) for i in positions]
         args = tuple(None if info is None else getattr(info, "value", None) for info in inputs)
         op = cls(node.op_type, args, positions, dict(attrs))
         scale = op.apply(*(broadcast_param(s.quantizer.scale, s.calibration.shape) for s in sources))
@@ -486,6 +519,20 @@ class QuantizedElementwise:
         return deferred.then(chain_step(node.op_type, attrs, inputs, index), elementwise=True)
 
 
+class QuantizedConstantOnly:
+    """Ops that make constants or read shapes (Constant, Shape...). With constant inputs they are
+    folded at build time like any op; reading a tensor computed from the encrypted input is an
+    error."""
+
+    @classmethod
+    def build(cls, ctx, node, attrs: dict, inputs) -> TensorInfo:
+        raise QuantizationError(
+            f"{node.op_type} node {node.name!r} reads a tensor computed from the model input; "
+            f"{node.op_type} is only supported on constants. Build shapes from constants, e.g. "
+            "x.flatten(1) or x.reshape(-1, k) rather than x.view(x.size(0), -1)."
+        )
+
+
 class QuantizedClearOnly:
     """Non-linear ops that mix elements (Softmax, ArgMax): run on the client after decryption."""
 
@@ -505,6 +552,7 @@ _ELEMENTWISE = (
     "Tanh ThresholdedRelu Where"
 ).split()
 _CLEAR_ONLY = "ArgMax ArgMin Hardmax LogSoftmax ReduceMax ReduceMin ReduceProd Softmax".split()
+_CONSTANT_ONLY = "Constant ConstantOfShape Range Shape Size".split()
 _SHAPE = (
     "Concat Expand Flatten Gather Reshape Slice Squeeze Tile Transpose Unsqueeze"
 ).split()
@@ -523,6 +571,7 @@ ONNX_OPS_TO_QUANTIZED_IMPL: dict[str, Any] = {
     **{op: QuantizedElementwise for op in _ELEMENTWISE},
     **{op: QuantizedClearOnly for op in _CLEAR_ONLY},
     **{op: QuantizedShapeOp for op in _SHAPE},
+    **{op: QuantizedConstantOnly for op in _CONSTANT_ONLY},
 }
 # Only ops the float interpreter knows can be quantized.
 ONNX_OPS_TO_QUANTIZED_IMPL = {

@@ -53,14 +53,22 @@ class UniformQuantizer:
         n_bits: int,
         is_signed: bool = False,
         symmetric: bool = False,
+        include_zero: bool = True,
     ) -> "UniformQuantizer":
-        """Quantizer whose integer range covers ``[rmin, rmax]`` (always extended to hold 0).
+        """Quantizer whose integer range covers ``[rmin, rmax]``.
 
         With ``symmetric=True`` the zero point is 0 and the range is ``[-max|r|, max|r|]``
         (signed integers, the largest level ``2**(n_bits-1) - 1``), as used for weights.
+        With ``include_zero=True`` (needed where the integer 0-equivalent is used, e.g. the
+        zero padding of a convolution) the range is extended to hold 0 and the zero point is
+        an integer; otherwise all ``2**n_bits`` levels span exactly ``[rmin, rmax]`` and the
+        zero point may be fractional (fine for tensors that only feed matrix products, which
+        fold it into their bias).
         """
-        rmin = np.minimum(np.asarray(rmin, dtype=np.float64), 0.0)
-        rmax = np.maximum(np.asarray(rmax, dtype=np.float64), 0.0)
+        rmin = np.asarray(rmin, dtype=np.float64)
+        rmax = np.asarray(rmax, dtype=np.float64)
+        if include_zero or symmetric:
+            rmin, rmax = np.minimum(rmin, 0.0), np.maximum(rmax, 0.0)
         if symmetric:
             levels = 2 ** (n_bits - 1) - 1 if n_bits > 1 else 1
             scale = np.maximum(np.abs(rmin), np.abs(rmax)) / levels
@@ -69,12 +77,14 @@ class UniformQuantizer:
         scale = (rmax - rmin) / (2**n_bits - 1)
         scale = np.where(scale > 0, scale, 1.0)
         qmin = -(2 ** (n_bits - 1)) if is_signed else 0
-        zero_point = np.rint(qmin - rmin / scale).astype(np.int64)
+        zero_point = qmin - rmin / scale
+        if include_zero:
+            zero_point = np.rint(zero_point).astype(np.int64)
         return cls(scale, zero_point, n_bits, is_signed)
 
     def quant(self, values: ArrayLike) -> np.ndarray:
         """Map reals to integers (rounded to nearest, clipped to the range when bounded)."""
-        q = np.rint(np.asarray(values, dtype=np.float64) / self.scale) + self.zero_point
+        q = np.rint(np.asarray(values, dtype=np.float64) / self.scale + self.zero_point)
         if self.n_bits is not None:
             q = np.clip(q, self.qmin, self.qmax)
         return q.astype(np.int64)

@@ -37,12 +37,11 @@ def quantize_onnx_model(
     inputset,
     n_bits: NBitsLike = 8,
     rounding_threshold_bits: Optional[int] = None,
-    input_clip_quantile: float = 0.0,
 ) -> QuantizedModule:
     """ONNX model → NumpyModule → calibration and post-training quantization (no compilation)."""
     array = check_inputset(inputset)
     numpy_module = NumpyModule(onnx_model)
-    ptq = PostTrainingQuantization(numpy_module, n_bits, rounding_threshold_bits, input_clip_quantile)
+    ptq = PostTrainingQuantization(numpy_module, n_bits, rounding_threshold_bits)
     return ptq.quantize(array)
 
 

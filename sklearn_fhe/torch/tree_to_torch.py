@@ -489,14 +489,22 @@ def _xgb_trees(model) -> List[_Tree]:
     booster = model.get_booster()
     config = json.loads(booster.save_config())
     n_parallel = int(config["learner"]["gradient_booster"].get("gbtree_model_param", {}).get("num_parallel_tree", 1))
-    if config["learner"]["gradient_booster"].get("name", "gbtree") not in ("gbtree", "dart"):
-        raise NotImplementedError("Only tree boosters are supported for XGBoost.")
+    if config["learner"]["gradient_booster"].get("name", "gbtree") != "gbtree":
+        raise NotImplementedError("Only the 'gbtree' booster is supported for XGBoost.")
+    if int(config["learner"]["learner_model_param"].get("num_target", "1")) > 1:
+        raise NotImplementedError("Multi-target XGBoost models are not supported.")
     n_classes = int(getattr(model, "n_classes_", 1) or 1) if hasattr(model, "classes_") else 1
     n_groups = n_classes if n_classes > 2 else 1
     names = booster.feature_names
     fmap = {name: i for i, name in enumerate(names)} if names is not None else {}
+    dumps = booster.get_dump(dump_format="json")
+    try:  # the sklearn wrapper predicts with the best iteration after early stopping
+        n_rounds = int(model.best_iteration) + 1
+        dumps = dumps[: n_rounds * n_parallel * n_groups]
+    except AttributeError:
+        pass
     trees = []
-    for k, dump in enumerate(booster.get_dump(dump_format="json")):
+    for k, dump in enumerate(dumps):
         nodes = []
 
         def walk(node):

@@ -1,0 +1,218 @@
+"""The mixin every sklearn_fhe estimator shares: fit → torch → ONNX → quantize; compile; predict.
+
+An estimator family only says how to train its float model (``_fit_float_model``), how to
+express its inference in torch (``_torch_module``), and what runs in the clear on the decrypted
+output (its predict / predict_proba methods, built on ``_quantized_output``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Optional, Union
+
+import numpy as np
+import onnx
+import torch
+from concrete import fhe as concrete_fhe
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .fhe.compile import DEFAULT_BATCH_SIZE
+from .fhe.modes import FheMode
+from .onnx.export import export_torch_to_onnx
+from .onnx.numpy_module import NumpyModule
+from .quantization.n_bits import NBits, NBitsLike
+from .quantization.post_training import PostTrainingQuantization
+from .quantization.quantized_module import QuantizedModule
+
+#: Rows of the training set kept to compile the circuit on demand (and to calibrate).
+MAX_CALIBRATION_ROWS = 2000
+
+#: Fitted attributes set by our own input validation, never copied from the float model.
+_OWN_ATTRIBUTES = {"n_features_in_", "feature_names_in_"}
+
+
+def signature_with(base: type, **extra: Any) -> inspect.Signature:
+    """``base.__init__``'s signature plus keyword-only parameters ``extra`` (name → default)."""
+    parameters = list(inspect.signature(base.__init__).parameters.values())
+    parameters += [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in extra.items()
+        if name not in {p.name for p in parameters}
+    ]
+    return inspect.Signature(parameters)
+
+
+def wrap_init(cls: type) -> type:
+    """Give ``cls`` an ``__init__`` with the parameters of its float counterpart plus its own.
+
+    scikit-learn reads the constructor parameters from the signature; this one is generated from
+    the wrapped scikit-learn class (so the defaults are always that version's) and only stores
+    the arguments, as scikit-learn requires.
+    """
+    signature = signature_with(cls._float_class, **cls._fhe_parameters)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature
+    __init__.__doc__ = f"See the class docstring (parameters of {cls._float_class.__name__} + ours)."
+    cls.__init__ = __init__
+    return cls
+
+
+class FHEModelMixin:
+    """Shared fit/compile/predict machinery of sklearn_fhe estimators.
+
+    Subclasses set ``_float_class`` (the scikit-learn or skorch estimator they wrap),
+    ``_fhe_parameters`` (our extra constructor parameters and their defaults, ``n_bits`` at
+    least), and implement ``_torch_module``.
+    """
+
+    _float_class: type
+    _fhe_parameters: dict = {"n_bits": 8}
+
+    # -- hooks of the estimator families -------------------------------------------------------
+    def _float_params(self) -> dict:
+        """Constructor parameters of the wrapped float estimator."""
+        params = self.get_params(deep=False)
+        return {k: v for k, v in params.items() if k not in self._fhe_parameters}
+
+    def _fit_float_model(self, X: np.ndarray, y: np.ndarray, **fit_params: Any) -> Any:
+        """Train the float model (by default the wrapped class with our float parameters)."""
+        return self._float_class(**self._float_params()).fit(X, y, **fit_params)
+
+    def _torch_module(self) -> torch.nn.Module:  # pragma: no cover - abstract
+        """The fitted model's inference (up to what runs in the clear) as a torch module."""
+        raise NotImplementedError
+
+    def _n_bits(self) -> NBits:
+        """The bit widths to quantize with (families may widen clear weights, for example)."""
+        return NBits.parse(self.n_bits)
+
+    def _rounding_threshold_bits(self) -> Optional[int]:
+        return getattr(self, "rounding_threshold_bits", None)
+
+    def _validate_fit_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        multi_output = self.__sklearn_tags__().target_tags.multi_output
+        return validate_data(
+            self, X, y, dtype=[np.float64, np.float32], multi_output=multi_output
+        )
+
+    # -- fit -----------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> "FHEModelMixin":
+        """Train the float model, then build its quantized (integer-only) counterpart.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; also the calibration set of quantization.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        **fit_params : dict
+            Passed to the float model's ``fit`` (e.g. ``sample_weight``).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        n_bits = self._n_bits()  # validates n_bits before any training
+        X, y = self._validate_fit_data(X, y)
+        self.sklearn_model_ = self._fit_float_model(X, y, **fit_params)
+        self._after_float_fit(X, y)
+        X = np.asarray(X, dtype=np.float32)
+        module = self._torch_module()
+        self.onnx_model_ = export_torch_to_onnx(module, X[: min(len(X), 8)])
+        self._calibration_inputs = X[:MAX_CALIBRATION_ROWS]
+        ptq = PostTrainingQuantization(
+            NumpyModule(self.onnx_model_), n_bits, self._rounding_threshold_bits()
+        )
+        self.quantized_module_ = ptq.quantize(self._calibration_inputs)
+        return self
+
+    def _after_float_fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Expose the float model's public fitted attributes (``classes_``, ``coef_``,
+        ``n_iter_``...), as users of the wrapped estimator expect them."""
+        for name, value in vars(self.sklearn_model_).items():
+            if name.endswith("_") and not name.startswith("_") and name not in _OWN_ATTRIBUTES:
+                setattr(self, name, value)
+
+    # -- FHE -----------------------------------------------------------------------------------
+    def compile(
+        self,
+        X: Optional[Any] = None,
+        configuration: Optional[concrete_fhe.Configuration] = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> "FHEModelMixin":
+        """Compile the quantized model into an FHE circuit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            Representative inputs fixing the circuit's bit widths; defaults to the training
+            data kept from ``fit``.
+        configuration : concrete.fhe.Configuration, optional
+            Concrete's configuration (e.g. an insecure key cache for tests).
+        batch_size : int, default=16
+            Rows per encrypted circuit call.
+
+        Returns
+        -------
+        self : object
+            The estimator, with ``fhe_circuit`` set.
+        """
+        check_is_fitted(self)
+        inputs = self._calibration_inputs
+        if X is not None:
+            inputs = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        self.quantized_module_.compile(inputs, configuration, batch_size)
+        return self
+
+    @property
+    def fhe_circuit(self) -> Optional[concrete_fhe.Circuit]:
+        """The compiled circuit (None before ``compile`` or the first encrypted predict)."""
+        module = getattr(self, "quantized_module_", None)
+        return None if module is None else module.fhe_circuit
+
+    @property
+    def onnx_model(self) -> onnx.ModelProto:
+        """The float model as ONNX (save it with ``onnx.save`` and open it in Netron)."""
+        check_is_fitted(self)
+        return self.onnx_model_
+
+    @property
+    def quantized_module(self) -> QuantizedModule:
+        """The integer-only model run by ``predict``."""
+        check_is_fitted(self)
+        return self.quantized_module_
+
+    # -- inference -----------------------------------------------------------------------------
+    def _quantized_output(self, X: Any, fhe: Union[bool, str] = "disable") -> np.ndarray:
+        """The model's raw output through the integer model: clear, simulated or encrypted.
+
+        The first "simulate" / "execute" call of a fitted, uncompiled estimator compiles it
+        once on the training data kept from ``fit``.
+        """
+        mode = FheMode.parse(fhe)
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        if mode is not FheMode.DISABLE and self.quantized_module_.fhe_circuit is None:
+            self.compile()
+        return self.quantized_module_.forward(X, fhe=mode)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        float_model = self._float_class(**self._float_params())
+        if hasattr(float_model, "__sklearn_tags__"):
+            # what the targets may be (positive only, multi-output...) is the float model's
+            float_tags = float_model.__sklearn_tags__()
+            tags.target_tags = float_tags.target_tags
+            tags.classifier_tags = float_tags.classifier_tags or tags.classifier_tags
+            tags.regressor_tags = float_tags.regressor_tags or tags.regressor_tags
+        # the quantizer calibrates on dense, finite data
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        return tags
