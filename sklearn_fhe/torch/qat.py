@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Weight of each training batch in the moving average of the accumulator's largest magnitude.
-ACC_MAX_MOMENTUM = 0.1
+#: Per-batch decay of the running peak of the accumulator's largest magnitude (see QuantLinear).
+ACC_MAX_DECAY = 0.99
 
 __all__ = [
     "QuantIdentity",
@@ -384,11 +384,11 @@ class _QuantWeightMixin:
             unit = (self.input_quant.scale.detach() * self.weight_scale()).view(channel_shape)
             acc_int = torch.round(acc.detach() / unit)
             if self.training:
-                batch_max = acc_int.abs().max()
-                if float(self.acc_abs_max) <= 0:
-                    self.acc_abs_max.copy_(batch_max)
-                else:
-                    self.acc_abs_max.mul_(1 - ACC_MAX_MOMENTUM).add_(ACC_MAX_MOMENTUM * batch_max)
+                # Peak hold with a slow decay: follows the maximum over roughly the last epoch,
+                # which is what calibrate_accumulators (and the compiler) will measure.
+                self.acc_abs_max.copy_(
+                    torch.maximum(acc_int.abs().max(), self.acc_abs_max * ACC_MAX_DECAY)
+                )
             lsbs = self.lsbs_to_remove
             if lsbs > 0:
                 rounded = _round_half_up_to_multiple(acc_int, lsbs)
@@ -416,8 +416,9 @@ class QuantLinear(_QuantWeightMixin, nn.Linear):
         When set (and ``input_quant`` given), simulate in training and evaluation the rounding of
         the integer accumulator ``sum_k q_x q_w`` to its ``acc_bits`` most significant bits,
         exactly like ``fhe.round_bit_pattern(acc, lsbs_to_remove)`` with
-        ``lsbs_to_remove = width(max |acc|) - acc_bits`` (the maximum is a running maximum over
-        the training batches). The ONNX export stays unrounded; the compiler must round the same
+        ``lsbs_to_remove = width(max |acc|) - acc_bits`` (in training the maximum is a peak over
+        recent batches decaying by ``ACC_MAX_DECAY`` per batch; call
+        :func:`calibrate_accumulators` on the training set after training to fix it exactly). The ONNX export stays unrounded; the compiler must round the same
         way for the circuit to match.
 
     Attributes
@@ -620,7 +621,7 @@ def calibrate_accumulators(module: nn.Module, x: Union[np.ndarray, torch.Tensor]
     """Set each layer's accumulator maximum (hence its rounding) from the data ``x``.
 
     During training the largest accumulator magnitude of each layer with ``input_quant`` is a
-    moving average over batches. Call this after training, on the training set, so that the
+    slowly decaying peak over batches. Call this after training, on the training set, so that the
     rounding the layers simulate (``lsbs_to_remove``) is the one a compiler calibrating on the same
     data derives: ``lsbs_to_remove = signed_bit_width(-M, M) - acc_bits`` with ``M`` the largest
     ``|sum_k q_x q_w|`` (bias excluded) over ``x``.
