@@ -1,0 +1,127 @@
+"""Accuracy and encrypted latency of sklearn_fhe estimators on scikit-learn's datasets.
+
+Prints, per case: float / disable / simulate / execute scores, PBS per row, max bit width,
+compile and key generation seconds, encrypted seconds per row.
+
+Run: python benchmarks/benchmark.py [case-name-substring ...] [--rows N] [--batch-size B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from sklearn import linear_model
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+import sklearn_fhe
+
+
+@dataclass
+class Case:
+    """One benchmark: a dataset, a float model, and its FHE counterpart."""
+
+    name: str
+    loader: Callable
+    make_float: Callable
+    make_fhe: Callable
+    classification: bool = True
+
+
+def linear_cases() -> list[Case]:
+    return [
+        Case("LogisticRegression n_bits=8, breast cancer", load_breast_cancer,
+             linear_model.LogisticRegression, lambda: sklearn_fhe.FHELogisticRegression(n_bits=8)),
+        Case("LogisticRegression n_bits=2, breast cancer", load_breast_cancer,
+             linear_model.LogisticRegression, lambda: sklearn_fhe.FHELogisticRegression(n_bits=2)),
+        Case("LogisticRegression n_bits=8, digits", load_digits,
+             linear_model.LogisticRegression, lambda: sklearn_fhe.FHELogisticRegression(n_bits=8)),
+        Case("LinearRegression n_bits=8, diabetes (R2)", load_diabetes,
+             linear_model.LinearRegression, lambda: sklearn_fhe.FHELinearRegression(n_bits=8),
+             classification=False),
+    ]
+
+
+#: Families register their cases here (see the other *_cases functions).
+CASE_FACTORIES: list[Callable[[], list[Case]]] = [linear_cases]
+
+
+def split(case: Case):
+    X, y = case.loader(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, random_state=0, stratify=y if case.classification else None
+    )
+    scaler = StandardScaler().fit(X_train)
+    as32 = lambda a: scaler.transform(a).astype(np.float32)  # noqa: E731
+    return as32(X_train), as32(X_test), y_train, y_test
+
+
+def run(case: Case, rows: int, batch_size: int) -> dict:
+    X_train, X_test, y_train, y_test = split(case)
+    score = accuracy_score if case.classification else r2_score
+    float_score = score(y_test, case.make_float().fit(X_train, y_train).predict(X_test))
+    model = case.make_fhe()
+    start = time.perf_counter()
+    model.fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    model.compile(batch_size=batch_size)
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    model.quantized_module_.keygen()
+    keygen_seconds = time.perf_counter() - start
+    disable = model.predict(X_test)
+    simulate = model.predict(X_test, fhe="simulate")
+    rows = min(rows, len(X_test))
+    start = time.perf_counter()
+    execute = model.predict(X_test[:rows], fhe="execute")
+    seconds_per_row = (time.perf_counter() - start) / rows
+    stats = model.quantized_module_.statistics()
+    return {
+        "case": case.name,
+        "float": float_score,
+        "disable": score(y_test, disable),
+        "simulate": score(y_test, simulate),
+        "execute": score(y_test[:rows], execute),
+        "execute==disable": bool(np.array_equal(execute, disable[:rows])),
+        "simulate==disable": bool(np.array_equal(simulate, disable)),
+        "pbs/row": stats["pbs_per_row"],
+        "max bits": stats["max_bit_width"],
+        "fit s": fit_seconds,
+        "compile s": compile_seconds,
+        "keygen s": keygen_seconds,
+        "s/row": seconds_per_row,
+        "rows": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("filters", nargs="*", help="run only cases whose name contains one")
+    parser.add_argument("--rows", type=int, default=64, help="encrypted rows per case")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows per circuit call")
+    args = parser.parse_args()
+    cases = [case for factory in CASE_FACTORIES for case in factory()]
+    cases = [c for c in cases if not args.filters or any(f in c.name for f in args.filters)]
+    for case in cases:
+        result = run(case, args.rows, args.batch_size)
+        print(
+            f"{result['case']}: float {result['float']:.3f} | disable {result['disable']:.3f} | "
+            f"simulate {result['simulate']:.3f} | execute {result['execute']:.3f} "
+            f"(on {result['rows']} rows; execute==disable {result['execute==disable']}, "
+            f"simulate==disable {result['simulate==disable']}) | PBS/row {result['pbs/row']:.1f} "
+            f"| max bits {result['max bits']} | fit {result['fit s']:.1f} s | compile "
+            f"{result['compile s']:.1f} s | keygen {result['keygen s']:.1f} s | "
+            f"{result['s/row']:.4f} s/row",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
