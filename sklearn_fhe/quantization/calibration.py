@@ -66,7 +66,7 @@ def choose_quantizer(
     - For integer-valued results (comparisons, counts) that fit in ``n_bits``, scale 1: exact.
     - Otherwise an affine ``n_bits`` quantizer over the calibrated range (per slice along
       ``axis`` if given; clipped to the MSE-optimal range if ``clip_outliers``; extended to hold
-      0 exactly if ``include_zero``).
+      0 exactly if ``include_zero``, else on signed integers centred on the range).
     """
     values = np.asarray(values)
     if values.dtype == bool:
@@ -93,4 +93,8 @@ def choose_quantizer(
         reduce_axes = _reduce_axes(values.ndim, axis)
         rmin = values.min(axis=reduce_axes, keepdims=axis is not None)
         rmax = values.max(axis=reduce_axes, keepdims=axis is not None)
-    return UniformQuantizer.from_range(rmin, rmax, n_bits, include_zero=include_zero)
+    # A free-range tensor only feeds matrix products: signed integers centred on its range keep
+    # the products' intermediate sums (and so the circuit's bit width) narrow.
+    return UniformQuantizer.from_range(
+        rmin, rmax, n_bits, is_signed=not include_zero, include_zero=include_zero
+    )

@@ -33,6 +33,13 @@ from .tensors import Constant, Deferred, Encrypted, TensorInfo
 _LINEAR_CONSUMERS = {"Gemm", "MatMul"}
 
 
+def lookup_input_bits(qvalues: np.ndarray) -> int:
+    """Signed width of ``[-M, M]``, ``M = max |q|``: the width accumulator rounding starts from
+    (symmetric, so quantization-aware training can compute the same one)."""
+    magnitude = int(np.abs(qvalues).max()) if qvalues.size else 0
+    return bits_for_range(-magnitude, magnitude)
+
+
 class PostTrainingQuantization:
     """Quantize a float ``NumpyModule`` into an integer-only ``QuantizedModule``.
 
@@ -207,8 +214,9 @@ class PostTrainingQuantization:
         qvalues = source.calibration
         bits = bits_for_range(qvalues.min(), qvalues.max())
         lsbs = 0
-        if self.rounding_threshold_bits is not None and bits > self.rounding_threshold_bits:
-            lsbs = bits - self.rounding_threshold_bits
+        threshold = self.rounding_threshold_bits
+        if threshold is not None and lookup_input_bits(qvalues) > threshold:
+            lsbs = lookup_input_bits(qvalues) - threshold
             qvalues = fhe.round_bit_pattern(qvalues, lsbs_to_remove=lsbs)
             bits = bits_for_range(qvalues.min() >> lsbs, qvalues.max() >> lsbs)
         ops = "+".join(step.op_type for step in info.steps) or "requantization"

@@ -57,6 +57,16 @@ def per_axis_vector(array: Any, size: int, axis: int, ndim: int, what: str) -> n
     return np.broadcast_to(rows[0], (size,)).copy()
 
 
+def integer_zero_point(zero_point: np.ndarray, what: str) -> np.ndarray:
+    """The zero point as integers, for ops whose padding must stand for a real 0."""
+    if not np.all(zero_point == np.rint(zero_point)):
+        raise QuantizationError(
+            f"{what} pads its input, whose zero point is not an integer (it comes straight "
+            "from a matrix product with a bias): add an activation or a fake quantizer before it."
+        )
+    return np.rint(zero_point).astype(np.int64)
+
+
 def broadcast_param(array: Any, shape: Sequence[int]) -> np.ndarray:
     """A quantizer parameter broadcast to ``(1, *shape[1:])``."""
     return np.broadcast_to(np.asarray(array), (1,) + tuple(shape[1:])).copy()
@@ -166,14 +176,19 @@ class QuantizedGemm(IntegerOp):
                 np.asarray(inputs[2].value, dtype=np.float64) * attrs.get("beta", 1.0),
                 (weights.shape[-1],),
             )
-        # zero points may be fractional for tensors that only feed products: folded here
-        offset = np.rint(bias / wscale - zero_point @ qweights).astype(np.int64)
-        out_quantizer = UniformQuantizer(wscale, np.zeros_like(wscale, dtype=np.int64))
+        # The circuit sums (q - round(zp)) * w only: the bias and the fractional part of the
+        # input zero point stay exact in the (float) output zero point, applied in the next
+        # table lookup or after decryption, and the sum is what accumulator rounding sees
+        # (as in quantization-aware training).
+        integer_zp = np.rint(zero_point)
+        offset = (-integer_zp.astype(np.int64)) @ qweights
+        out_zero_point = (zero_point - integer_zp) @ qweights - bias / wscale
+        out_quantizer = UniformQuantizer(wscale, out_zero_point)
         return ctx.add(cls(qweights, offset, op_type), [source], out_quantizer)
 
 
 class QuantizedConv(IntegerOp):
-    """Convolution of ``q - zero_point`` by clear integer weights (and integer bias).
+    """Convolution of ``q - zero_point`` by clear integer weights.
 
     Also serves AveragePool, as a sum over the window (a depthwise convolution by ones) whose
     division by the window size moves into the output scale.
@@ -244,14 +259,17 @@ class QuantizedConv(IntegerOp):
         bias = np.zeros(out_channels)
         if len(inputs) > 2 and inputs[2] is not None:
             bias = np.asarray(inputs[2].value, dtype=np.float64)
-        qbias = np.rint(bias / wscale).astype(np.int64)
         pads, strides, dilations = cls.window_geometry(
             attrs, source.calibration.shape[2:], weights.shape[2:]
         )
         zp_shape = (1, channels) + (1,) * (ndim - 2)
-        op = cls(qweights, qbias, zero_point.reshape(zp_shape), pads, strides, dilations, group)
+        zero_point = integer_zero_point(zero_point, f"Conv {node.name!r}")
+        op = cls(qweights, None, zero_point.reshape(zp_shape), pads, strides, dilations, group)
         out_shape = (1, out_channels) + (1,) * (ndim - 2)
-        out_quantizer = UniformQuantizer(wscale.reshape(out_shape), np.zeros(out_shape, np.int64))
+        # the bias stays exact in the output zero point (see QuantizedGemm)
+        out_quantizer = UniformQuantizer(
+            wscale.reshape(out_shape), (-bias / wscale).reshape(out_shape)
+        )
         return ctx.add(op, [source], out_quantizer)
 
 
@@ -273,6 +291,7 @@ class QuantizedAveragePool(QuantizedConv):
         pads, strides, dilations = cls.window_geometry(attrs, shape[2:], kernel)
         ones = np.ones([channels, 1] + kernel, dtype=np.int64)
         zp_shape = (1, channels) + (1,) * (ndim - 2)
+        zero_point = integer_zero_point(zero_point, f"AveragePool {node.name!r}")
         op = cls(ones, None, zero_point.reshape(zp_shape), pads, strides, dilations, channels,
                  "AveragePool")
         if attrs.get("count_include_pad", 0) or not any(pads):
@@ -384,18 +403,18 @@ class QuantizedAdd(IntegerOp):
 
 
 class QuantizedReduceSum(IntegerOp):
-    """Sum (or mean, through the scale) of ``q - zero_point`` over non-batch axes."""
+    """Sum (or mean, through the scale) over non-batch axes: the circuit sums the integers, the
+    zero points are summed in the output quantizer."""
 
     op_type = "ReduceSum"
 
-    def __init__(self, axes: tuple, keepdims: bool, zero_point: Any, op_type: str) -> None:
+    def __init__(self, axes: tuple, keepdims: bool, op_type: str) -> None:
         self.axes = tuple(axes)
         self.keepdims = bool(keepdims)
-        self.zero_point = zero_point
         self.op_type = op_type
 
     def __call__(self, q: Any) -> Any:
-        return np.sum(q - self.zero_point, axis=self.axes, keepdims=self.keepdims)
+        return np.sum(q, axis=self.axes, keepdims=self.keepdims)
 
     @classmethod
     def build(cls, ctx, node, attrs: dict, inputs) -> TensorInfo:
@@ -409,24 +428,24 @@ class QuantizedReduceSum(IntegerOp):
         )
         if 0 in axes:
             raise QuantizationError(f"{node.op_type} node {node.name!r} reduces over the batch axis.")
-        keepdims = attrs.get("keepdims", 1)
+        keepdims = bool(attrs.get("keepdims", 1))
         shape = source.calibration.shape
         scale = broadcast_param(source.quantizer.scale, shape)
-        for axis in axes:
-            if not np.all(np.take(scale, [0], axis=axis) == scale):
-                raise QuantizationError(
-                    f"{node.op_type} node {node.name!r}: its input has different scales along "
-                    "the reduced axes."
-                )
-        scale = scale[tuple(slice(0, 1) if a in axes else slice(None) for a in range(ndim))]
+        first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(ndim))
+        if not np.all(scale == scale[first]):
+            raise QuantizationError(
+                f"{node.op_type} node {node.name!r}: its input has different scales along "
+                "the reduced axes."
+            )
+        scale = scale[first]
         if node.op_type == "ReduceMean":
             scale = scale / float(np.prod([shape[a] for a in axes]))
+        zero_point = broadcast_param(source.quantizer.zero_point, shape).astype(np.float64)
+        zero_point = np.sum(zero_point, axis=axes, keepdims=True)
         if not keepdims:
-            scale = np.squeeze(scale, axis=axes)
-        zero_point = broadcast_param(source.quantizer.zero_point, shape)
-        op = cls(axes, keepdims, compress_param(zero_point), node.op_type)
-        out_scale = compress_param(scale)
-        return ctx.add(op, [source], UniformQuantizer(out_scale, np.zeros_like(out_scale, np.int64)))
+            scale, zero_point = np.squeeze(scale, axis=axes), np.squeeze(zero_point, axis=axes)
+        out_quantizer = UniformQuantizer(compress_param(scale), compress_param(zero_point))
+        return ctx.add(cls(axes, keepdims, node.op_type), [source], out_quantizer)
 
 
 class QuantizedShapeOp(IntegerOp):
@@ -467,7 +486,7 @@ class QuantizedShapeOp(IntegerOp):
         n_bits, signed = bits.pop() if len(bits) == 1 else (None, False)
         out_quantizer = UniformQuantizer(
             compress_param(np.asarray(scale, dtype=np.float64)),
-            compress_param(np.asarray(zero_point).astype(np.int64)),
+            compress_param(np.asarray(zero_point, dtype=np.float64)),
             n_bits,
             signed,
         )
