@@ -89,7 +89,10 @@ class FHEModelMixin:
         raise NotImplementedError
 
     def _n_bits(self) -> NBits:
-        """The bit widths to quantize with (families may widen clear weights, for example)."""
+        """The bit widths to quantize with (families may widen clear weights, for example).
+
+        Called before training (to validate ``n_bits`` early) and after it (the widths used),
+        so a family may derive them from the trained model."""
         return NBits.parse(self.n_bits)
 
     def _rounding_threshold_bits(self) -> Optional[int]:
@@ -119,19 +122,26 @@ class FHEModelMixin:
         self : object
             The fitted estimator.
         """
-        n_bits = self._n_bits()  # validates n_bits before any training
+        self._n_bits()  # validates n_bits before any training
         X, y = self._validate_fit_data(X, y)
         self.sklearn_model_ = self._fit_float_model(X, y, **fit_params)
         self._after_float_fit(X, y)
         X = np.asarray(X, dtype=np.float32)
         module = self._torch_module()
-        self.onnx_model_ = export_torch_to_onnx(module, X[: min(len(X), 8)])
-        self._calibration_inputs = X[:MAX_CALIBRATION_ROWS]
+        encoded = self._encode_inputs(X[:MAX_CALIBRATION_ROWS])
+        self.onnx_model_ = export_torch_to_onnx(module, encoded[: min(len(X), 8)])
+        self._calibration_inputs = encoded
+        # asked again: a family may derive its bit widths from the trained model
         ptq = PostTrainingQuantization(
-            NumpyModule(self.onnx_model_), n_bits, self._rounding_threshold_bits()
+            NumpyModule(self.onnx_model_), self._n_bits(), self._rounding_threshold_bits()
         )
         self.quantized_module_ = ptq.quantize(self._calibration_inputs)
         return self
+
+    def _encode_inputs(self, X: np.ndarray) -> np.ndarray:
+        """Client-side encoding of validated inputs before quantization and encryption
+        (identity by default; the torch module takes the encoded inputs)."""
+        return X
 
     def _after_float_fit(self, X: np.ndarray, y: np.ndarray) -> None:
         """Expose the float model's public fitted attributes (``classes_``, ``coef_``,
@@ -167,7 +177,8 @@ class FHEModelMixin:
         check_is_fitted(self)
         inputs = self._calibration_inputs
         if X is not None:
-            inputs = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+            inputs = self._encode_inputs(X)
         self.quantized_module_.compile(inputs, configuration, batch_size)
         return self
 
@@ -201,7 +212,7 @@ class FHEModelMixin:
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         if mode is not FheMode.DISABLE and self.quantized_module_.fhe_circuit is None:
             self.compile()
-        return self.quantized_module_.forward(X, fhe=mode)
+        return self.quantized_module_.forward(self._encode_inputs(X), fhe=mode)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -20,17 +20,6 @@ from sklearn_fhe import linear_model as fhe_linear_model
 from sklearn_fhe.linear_model import FHELinearRegression, FHELogisticRegression
 
 
-@pytest.fixture(scope="module")
-def fhe_configuration(tmp_path_factory):
-    from concrete import fhe
-    return fhe.Configuration(
-        use_insecure_key_cache=True,
-        insecure_key_cache_location=str(tmp_path_factory.mktemp("keys")),
-        enable_unsafe_features=True,
-        show_progress=False,
-    )
-
-
 def split(loader, stratify=True):
     X, y = loader(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(

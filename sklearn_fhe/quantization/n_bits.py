@@ -53,7 +53,9 @@ class NBits:
             raise TypeError(
                 f"n_bits must be an int or a dict of ints, got {type(n_bits).__name__}."
             )
-        for role, value in values.items():
+        given = dict(n_bits) if isinstance(n_bits, Mapping) else {}
+        # the roles the user set first, so an error names the key they wrote, not a default
+        for role, value in {**given, **values}.items():
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):
                 raise TypeError(f"n_bits[{role!r}] must be an int, got {value!r}.")
             if not 1 <= value <= 16:

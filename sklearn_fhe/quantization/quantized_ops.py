@@ -168,7 +168,14 @@ class QuantizedGemm(IntegerOp):
         zero_point = per_axis_vector(
             source.quantizer.zero_point, n_in, -1, ndim, f"{op_type} {node.name!r}"
         )
-        qweights, wscale = quantize_weights(weights * scale[:, None], ctx.n_bits.weights, axis=-1)
+        # A feature constant on the calibration set (an always-zero pixel...) has an arbitrary
+        # scale (1 for a zero-width range) that must not set the weight scale of every output
+        # channel: its constant contribution goes to the bias and its weights to 0.
+        calibration = source.calibration.reshape(-1, n_in)
+        constant = np.all(calibration == calibration[:1], axis=0)
+        folded = weights * scale[:, None]
+        folded[..., constant, :] = 0.0
+        qweights, wscale = quantize_weights(folded, ctx.n_bits.weights, axis=-1)
         wscale = wscale.reshape(-1)
         bias = np.zeros(weights.shape[-1])
         if len(inputs) > 2 and inputs[2] is not None:
@@ -176,6 +183,8 @@ class QuantizedGemm(IntegerOp):
                 np.asarray(inputs[2].value, dtype=np.float64) * attrs.get("beta", 1.0),
                 (weights.shape[-1],),
             )
+        constant_values = (calibration[0] - zero_point) * scale * constant
+        bias = bias + constant_values @ weights
         # The circuit sums (q - round(zp)) * w only: the bias and the fractional part of the
         # input zero point stay exact in the (float) output zero point, applied in the next
         # table lookup or after decryption, and the sum is what accumulator rounding sees
