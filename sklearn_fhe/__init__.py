@@ -1,5 +1,13 @@
 """sklearn_fhe: scikit-learn estimators that predict on encrypted data with TFHE."""
 
+from .ensemble import (
+    FHEGradientBoostingClassifier,
+    FHEGradientBoostingRegressor,
+    FHERandomForestClassifier,
+    FHERandomForestRegressor,
+    FHEXGBClassifier,
+    FHEXGBRegressor,
+)
 from .linear_model import (
     FHEElasticNet,
     FHEGammaRegressor,
@@ -14,11 +22,21 @@ from .linear_model import (
     FHESGDRegressor,
     FHETweedieRegressor,
 )
+from .neural_network import FHENeuralNetClassifier, FHENeuralNetRegressor
 from .torch.compile import compile_onnx_model, compile_torch_model
+from .tree import FHEDecisionTreeClassifier, FHEDecisionTreeRegressor
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FHEDecisionTreeClassifier",
+    "FHEDecisionTreeRegressor",
+    "FHEGradientBoostingClassifier",
+    "FHEGradientBoostingRegressor",
+    "FHERandomForestClassifier",
+    "FHERandomForestRegressor",
+    "FHEXGBClassifier",
+    "FHEXGBRegressor",
     "FHEElasticNet",
     "FHEGammaRegressor",
     "FHELasso",
@@ -26,6 +44,8 @@ __all__ = [
     "FHELinearSVC",
     "FHELinearSVR",
     "FHELogisticRegression",
+    "FHENeuralNetClassifier",
+    "FHENeuralNetRegressor",
     "FHEPoissonRegressor",
     "FHERidge",
     "FHESGDClassifier",

@@ -32,8 +32,16 @@ _OWN_ATTRIBUTES = {"n_features_in_", "feature_names_in_"}
 
 
 def signature_with(base: type, **extra: Any) -> inspect.Signature:
-    """``base.__init__``'s signature plus keyword-only parameters ``extra`` (name → default)."""
+    """``base.__init__``'s signature plus keyword-only parameters ``extra`` (name → default).
+
+    A constructor taking ``**kwargs`` (xgboost's) is read through ``get_params`` instead.
+    """
     parameters = list(inspect.signature(base.__init__).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        parameters = [parameters[0]] + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in base().get_params(deep=False).items()
+        ]
     parameters += [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
         for name, default in extra.items()

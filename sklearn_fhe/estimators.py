@@ -4,9 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import linear_model
+from . import ensemble, linear_model, neural_network, tree
 
-ALL_ESTIMATORS = [getattr(linear_model, name) for name in linear_model.__all__]
+_FAMILIES = [linear_model, tree, ensemble, neural_network]
+ALL_ESTIMATORS = [
+    getattr(module, name)
+    for module in _FAMILIES
+    for name in module.__all__
+    if hasattr(getattr(module, name), "_float_class")  # xgboost models need the extra
+]
+
+
+#: Small ensembles for the check suite, as scikit-learn's own common tests use (speed only).
+_CHECK_PARAMS = {"n_estimators": 5, "max_depth": 3}
+
+
+def check_instances() -> list:
+    """One instance of every estimator, ensembles kept small, for ``parametrize_with_checks``."""
+    instances = []
+    for estimator_class in ALL_ESTIMATORS:
+        params = estimator_class().get_params()
+        instances.append(estimator_class(**{k: v for k, v in _CHECK_PARAMS.items()
+                                            if k in params and "n_estimators" in params}))
+    return instances
 
 
 def _sklearn_expected_failures(float_estimator: Any) -> dict:

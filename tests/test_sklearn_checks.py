@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_fhe.estimators import ALL_ESTIMATORS, expected_failed_checks
+from sklearn_fhe.estimators import check_instances, expected_failed_checks
 
 
 @parametrize_with_checks(
-    [estimator() for estimator in ALL_ESTIMATORS], expected_failed_checks=expected_failed_checks
+    check_instances(), expected_failed_checks=expected_failed_checks
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .quantizers import UniformQuantizer
+
 
 class QuantileThermometer:
     """Per-feature quantile bins, bin indices, and their unary code.
@@ -18,17 +20,29 @@ class QuantileThermometer:
     ----------
     n_bits : int
         ``2**n_bits`` bins per feature.
+    strategy : {"quantile", "uniform"}, default="quantile"
+        Equal-frequency bins, or the uniform grid of the library's input quantizer.
     """
 
-    def __init__(self, n_bits: int) -> None:
+    def __init__(self, n_bits: int, strategy: str = "quantile") -> None:
+        if strategy not in ("quantile", "uniform"):
+            raise ValueError(f"binning={strategy!r} is not one of 'quantile', 'uniform'.")
         self.n_bits = int(n_bits)
         self.n_levels = 2**self.n_bits - 1
+        self.strategy = strategy
 
     def fit(self, X: np.ndarray) -> "QuantileThermometer":
-        """Bin edges at the quantiles of each feature (equal-frequency bins)."""
+        """Bin edges per feature: at its quantiles (equal-frequency bins), or at the rounding
+        boundaries of the library's uniform input quantizer over its range."""
         X = np.asarray(X, dtype=np.float64)
-        quantiles = np.arange(1, self.n_levels + 1) / (self.n_levels + 1)
-        edges = np.quantile(X, quantiles, axis=0).T  # (n_features, n_levels)
+        if self.strategy == "quantile":
+            quantiles = np.arange(1, self.n_levels + 1) / (self.n_levels + 1)
+            edges = np.quantile(X, quantiles, axis=0).T  # (n_features, n_levels)
+        else:
+            quantizer = UniformQuantizer.from_range(X.min(axis=0), X.max(axis=0), self.n_bits)
+            boundaries = np.arange(1, self.n_levels + 1)[None, :] - 0.5
+            zero_point = np.asarray(quantizer.zero_point)[:, None]
+            edges = (boundaries - zero_point) * np.asarray(quantizer.scale)[:, None]
         # an edge equal to the minimum would make a constant bit: push it just above
         lowest = X.min(axis=0, keepdims=True).T
         self.edges_ = np.where(edges <= lowest, np.nextafter(lowest, np.inf), edges)

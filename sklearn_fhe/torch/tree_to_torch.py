@@ -223,8 +223,8 @@ class TreeTensors:
                 thrs.append(self.thresholds[n])
             pos[keys[key]] |= C[n] > 0
             neg[keys[key]] |= C[n] < 0
-        pos_m = np.array(pos).reshape(len(pos), self.n_leaves)
-        neg_m = np.array(neg).reshape(len(neg), self.n_leaves)
+        pos_m = np.array(pos, dtype=bool).reshape(len(pos), self.n_leaves)
+        neg_m = np.array(neg, dtype=bool).reshape(len(neg), self.n_leaves)
         # A path needing both outcomes of one comparison is unreachable (a path testing the
         # same comparison twice on the same side counts it once).
         reachable &= ~(pos_m & neg_m).any(axis=0)
@@ -403,7 +403,12 @@ class TreePostProcessing:
         if not self.is_classifier:
             raise AttributeError("predict_proba is only available for classifiers.")
         p = self.transform(raw)
-        if p.shape[1] == 1:  # binary models with one margin
+        if self.post_transform == "identity":
+            # mean leaf probabilities: quantized leaves may not sum to 1 exactly
+            p = np.clip(p, 0.0, None)
+            total = p.sum(axis=1, keepdims=True)
+            p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+        if p.shape[1] == 1 and self.post_transform == "sigmoid":  # binary: one margin
             p = np.hstack([1.0 - p, p])
         return p
 

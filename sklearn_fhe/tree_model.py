@@ -1,0 +1,136 @@
+"""The tree-model family on the shared mixin: decision trees, forests, gradient boosting.
+
+Features are binned on the client into ``2**n_bits`` quantile bins and sent as their
+thermometer code; the float model is trained on the bin indices (trees only care about the
+order of values, so nothing but the binning is lost). In the circuit, each comparison is one
+input bit and each leaf one small table lookup; the sum over trees stays in the circuit; the
+base score, sigmoid/softmax and argmax run on the client after decryption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Union
+
+import numpy as np
+
+from .base import FHEModelMixin
+from .quantization.n_bits import NBits
+from .quantization.thermometer import QuantileThermometer
+from .torch.thermometer_trees import (
+    ThermometerTreeEnsemble,
+    center_leaf_values,
+    fold_constant_comparisons,
+)
+from .torch.tree_to_torch import extract_tree_tensors
+
+FheArg = Union[bool, str]
+
+#: Bits of the leaf values of classifiers (their outputs only feed an argmax / a probability).
+CLASSIFIER_LEAF_BITS = 3
+
+TREE_DOC = """
+    Every parameter of the wrapped estimator is accepted, with the same meaning and default,
+    plus:
+
+    n_bits : int or dict, default=6
+        An int ``n``: each feature is binned into ``2**n`` quantile bins (sent encrypted as
+        ``2**n - 1`` bits, so ``n`` costs client encryption, not server lookups), and leaf
+        values are quantized to ``n`` bits (classifiers: ``min(n, 3)``, enough for their
+        probabilities). A dict ``{"inputs": ..., "weights": ...}`` sets bins and leaf bits apart.
+    binning : {"quantile", "uniform"}, default="quantile"
+        Equal-frequency bins per feature, or the uniform grid of the library's input quantizer.
+
+    Attributes
+    ----------
+    sklearn_model_ : estimator
+        The float model, trained on bin indices.
+    thermometer_ : QuantileThermometer
+        The per-feature bins (client side).
+    used_features_ : numpy.ndarray
+        The features the trees test (only they are encrypted and sent).
+    onnx_model_, quantized_module_ :
+        The inference graph and its integer-only version.
+"""
+
+
+class FHETreeModelMixin(FHEModelMixin):
+    """Shared fit / encoding / post-processing of tree models."""
+
+    _fhe_parameters = {"n_bits": 6, "binning": "quantile"}
+    _leaf_bits_cap = None  # classifiers cap leaf bits (see CLASSIFIER_LEAF_BITS)
+
+    def _n_bits(self) -> NBits:
+        if isinstance(self.n_bits, dict):
+            return NBits.parse(self.n_bits)
+        n_bits = NBits.parse(self.n_bits)
+        leaf_bits = min(n_bits.weights, self._leaf_bits_cap or n_bits.weights)
+        return NBits.parse({"inputs": n_bits.inputs, "weights": max(leaf_bits, 2)})
+
+    def _fit_float_model(self, X: np.ndarray, y: np.ndarray, **fit_params: Any) -> Any:
+        self.thermometer_ = QuantileThermometer(self._n_bits().inputs, self.binning).fit(X)
+        bins = self.thermometer_.bin_index(X)
+        return self._float_class(**self._float_params()).fit(bins, y, **fit_params)
+
+    def _torch_module(self) -> ThermometerTreeEnsemble:
+        tensors, post = extract_tree_tensors(self.sklearn_model_)
+        folded = fold_constant_comparisons(tensors, self.thermometer_.n_levels)
+        folded, shift = center_leaf_values(folded)
+        # what left the circuit (folded trees, per-tree centres) is added back in the clear
+        extra = folded.constant_output - tensors.constant_output + shift
+        self.post_processing_ = replace(post, base_prediction=post.base_prediction + extra)
+        module = ThermometerTreeEnsemble(folded, self.thermometer_.n_levels)
+        self.used_features_ = module.used_features
+        return module
+
+    def _encode_inputs(self, X: np.ndarray) -> np.ndarray:
+        return self.thermometer_.encode(X, self.used_features_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False  # one output column per class/target only
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_label = False
+        return tags
+
+    def _raw_output(self, X: Any, fhe: FheArg) -> np.ndarray:
+        return self._quantized_output(X, fhe)
+
+
+class FHETreeClassifierMixin(FHETreeModelMixin):
+    """Classifiers: probabilities and classes in the clear, from the decrypted scores."""
+
+    _leaf_bits_cap = CLASSIFIER_LEAF_BITS
+
+    def predict_proba(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
+            Clear integers, simulated circuit, or encrypted execution.
+        """
+        raw = self._raw_output(X, fhe)  # checks the model is fitted first
+        return self.post_processing_.predict_proba(raw)
+
+    def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
+        """Predicted classes (see ``predict_proba`` for ``fhe``)."""
+        raw = self._raw_output(X, fhe)  # checks the model is fitted first
+        return self.post_processing_.predict(raw)
+
+
+class FHETreeRegressorMixin(FHETreeModelMixin):
+    """Regressors: base score and inverse link in the clear."""
+
+    def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
+            Clear integers, simulated circuit, or encrypted execution.
+        """
+        raw = self._raw_output(X, fhe)  # checks the model is fitted first
+        return self.post_processing_.predict(raw)
