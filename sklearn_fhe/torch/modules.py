@@ -22,13 +22,19 @@ class FHEMLP(nn.Module):
     The network is::
 
         QuantIdentity(n_input_bits, signed)              # clear, on the client
-        -> [QuantLinear(n_w_bits) -> activation -> QuantIdentity(n_a_bits)] * len(hidden_layer_sizes)
+        -> [QuantLinear(n_w_bits) -> activation -> QuantIdentity(n_a_bits)]  # per hidden layer
         -> QuantLinear(n_w_bits)                        # output accumulator, decrypted as is
 
     In FHE each hidden unit costs one table lookup (activation and requantization fused), whose
     input is the integer accumulator ``sum_k q_x q_w`` of the unit; the output layer costs none.
-    The defaults were chosen on ``load_digits``: 0.96 to 0.97 test accuracy with 32 lookups per row
-    whose accumulators, rounded to 5 bits, cost about 12 ms each.
+    The defaults were chosen on ``load_digits`` (standardized, 25% stratified test split, Adam
+    lr=1e-2, 50 epochs, batch 64, cosine learning rate): 0.958 to 0.969 test accuracy over 7 seeds
+    with 32 lookups per row, whose 8-bit accumulators are rounded to 5 bits. The 2-bit activations
+    and output weights keep the output accumulator narrow (6 bits), which lets concrete pick
+    cheaper parameters for the lookups that feed it: about half the encrypted latency of
+    ``n_a_bits=3, n_output_bits=None`` (0.964 to 0.976 on the same seeds).
+    After training, call :func:`~sklearn_fhe.torch.qat.calibrate_accumulators` on the training set
+    so that the simulated rounding is the one the compiler derives.
 
     Parameters
     ----------
@@ -42,16 +48,16 @@ class FHEMLP(nn.Module):
         Elementwise activation class, instantiated without arguments after each hidden layer.
     n_w_bits : int, default=3
         Signed bit width of the weights (symmetric per-output-channel grid).
-    n_a_bits : int, default=3
+    n_a_bits : int, default=2
         Bit width of the hidden activations (unsigned grid after a non-negative activation,
         signed otherwise).
-    n_input_bits : int, default=4
+    n_input_bits : int, default=3
         Bit width of the signed input grid. Inputs should be standardized.
     n_accum_bits : int or None, default=5
         Bit width to which each hidden layer's integer accumulator is rounded, simulated during
         training (see :class:`~sklearn_fhe.torch.qat.QuantLinear` ``acc_bits``); it is the input
         width of the table lookups. None keeps the full accumulator.
-    n_output_bits : int or None, default=None
+    n_output_bits : int or None, default=2
         Weight bit width of the output layer; None uses ``n_w_bits``.
 
     Attributes
@@ -76,10 +82,10 @@ class FHEMLP(nn.Module):
         hidden_layer_sizes: Union[int, Sequence[int]] = (32,),
         activation: type = nn.ReLU,
         n_w_bits: int = 3,
-        n_a_bits: int = 3,
-        n_input_bits: int = 4,
+        n_a_bits: int = 2,
+        n_input_bits: int = 3,
         n_accum_bits: Optional[int] = 5,
-        n_output_bits: Optional[int] = None,
+        n_output_bits: Optional[int] = 2,
     ):
         super().__init__()
         if isinstance(hidden_layer_sizes, int):

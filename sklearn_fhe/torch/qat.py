@@ -172,8 +172,8 @@ class QuantIdentity(nn.Module):
     ``sum_k q_x q_w``.
 
     The scale is learned with the LSQ estimator (Esser et al., 2020): inside the range the gradient
-    with respect to ``s`` is ``round(x/s) - x/s``, outside it is the clipping bound. Compared with an
-    EMA of the observed maximum, a learned scale chooses its own clipping point: at 2 to 4 bits
+    with respect to ``s`` is ``round(x/s) - x/s``, outside it is the clipping bound. Compared with
+    an EMA of the observed maximum, a learned scale chooses its own clipping point: at 2 to 4 bits
     clipping rare large activations buys much finer steps for the common ones, which is where the
     accuracy of low bit-width networks comes from; and it needs no calibration pass nor momentum.
     The scale is parametrized by its logarithm, so it stays positive and Adam's steps are relative.
@@ -254,7 +254,8 @@ class QuantIdentity(nn.Module):
             self._initialize(x)
         # LSQ gradient scale 1 / sqrt(numel * qmax): balances the scale's update with the
         # weights' under SGD (Adam is invariant to it, so it does no harm there).
-        grad_scale = 1.0 / math.sqrt(max(x[0].numel() if x.dim() > 1 else x.numel(), 1) * self.q_max)
+        per_row = x[0].numel() if x.dim() > 1 else x.numel()
+        grad_scale = 1.0 / math.sqrt(max(per_row, 1) * self.q_max)
         log_scale = self.log_scale * grad_scale + (self.log_scale * (1 - grad_scale)).detach()
         scale = log_scale.exp()
         v = torch.clamp(x / scale, self.q_min - self.zero_point, self.q_max - self.zero_point)
@@ -418,7 +419,8 @@ class QuantLinear(_QuantWeightMixin, nn.Linear):
         exactly like ``fhe.round_bit_pattern(acc, lsbs_to_remove)`` with
         ``lsbs_to_remove = width(max |acc|) - acc_bits`` (in training the maximum is a peak over
         recent batches decaying by ``ACC_MAX_DECAY`` per batch; call
-        :func:`calibrate_accumulators` on the training set after training to fix it exactly). The ONNX export stays unrounded; the compiler must round the same
+        :func:`calibrate_accumulators` on the training set after training to fix it exactly).
+        The ONNX export stays unrounded; the compiler must round the same
         way for the circuit to match.
 
     Attributes
@@ -427,6 +429,9 @@ class QuantLinear(_QuantWeightMixin, nn.Linear):
         Float parameters; the forward pass uses ``quantized_weight()``.
     acc_abs_max : torch.Tensor
         Running maximum of the integer accumulator's magnitude (only tracked with ``input_quant``).
+    weight_quantized : torch.Tensor
+        Buffer holding the fake-quantized weight, refreshed on ``eval()``; the ONNX export reads it,
+        so the exported ``Gemm``/``Conv`` weight is an initializer already on the grid.
 
     Examples
     --------

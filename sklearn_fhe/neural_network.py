@@ -1,0 +1,565 @@
+"""Neural networks predicting on encrypted data: skorch estimators trained quantization-aware.
+
+``FHENeuralNetClassifier`` / ``FHENeuralNetRegressor`` are skorch's ``NeuralNetClassifier`` /
+``NeuralNetRegressor`` that behave as scikit-learn estimators (numpy X of any float dtype, y of
+any label type) and run the same pipeline as every sklearn_fhe family: the trained torch module
+is exported to ONNX, quantized after training and compiled on demand to an FHE circuit.
+
+The default module, :class:`~sklearn_fhe.torch.modules.FHEMLP`, is trained with
+quantization-aware training (QAT): weights, inputs and activations live on low bit-width grids
+and each hidden accumulator is rounded to ``n_accum_bits`` bits during training already. Its ONNX
+export carries those grids (``Clip -> QuantizeLinear -> DequantizeLinear``), which the
+post-training quantizer keeps; with the weight bit width and the accumulator rounding taken from
+the module (``n_bits=None``, ``rounding_threshold_bits="auto"``), the integer circuit computes the
+trained float model exactly: what you measured in float is what you get encrypted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from math import lcm
+from typing import Any, Iterator, Optional, Union
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import LRScheduler
+from torch import nn
+
+from .base import MAX_CALIBRATION_ROWS, FHEModelMixin
+from .quantization.n_bits import NBits
+from .torch.modules import FHEMLP
+from .torch.qat import _QuantWeightMixin, calibrate_accumulators
+
+FheArg = Union[bool, str]
+
+#: Module constructor arguments filled from the training data when the module accepts them.
+_SHAPE_ARGUMENTS = ("n_inputs", "n_outputs")
+
+#: Values of ``lr_schedule``.
+_LR_SCHEDULES = ("cosine", None)
+
+
+def _qat_layers(module: nn.Module) -> list:
+    return [m for m in module.modules() if isinstance(m, _QuantWeightMixin)]
+
+
+def _grid_levels(n_bits: int) -> int:
+    """Largest integer of a symmetric ``n_bits`` weight grid."""
+    return 2 ** (n_bits - 1) - 1
+
+
+def qat_weight_bits(module: nn.Module) -> Optional[int]:
+    """The weight bit width the post-training quantizer needs to keep ``module``'s QAT weights.
+
+    A QAT layer's weights are integers in ``[-L, L]`` times a per-channel scale with
+    ``L = 2**(b-1) - 1`` and some channel reaching ``±L``. Quantizing them again symmetrically to
+    ``b'`` bits maps each integer ``k`` to ``k * L' / L``: exact when ``L`` divides ``L'``
+    (the quantizer then divides each channel by its gcd, giving ``k`` back). This returns the
+    smallest such ``b'`` for all layers (``b`` itself when they all share it), or None when the
+    module has no QAT layer.
+    """
+    bits = sorted({layer.n_bits for layer in _qat_layers(module)})
+    if not bits:
+        return None
+    needed = lcm(*(_grid_levels(b) for b in bits))
+    for candidate in range(bits[-1], 17):
+        if _grid_levels(candidate) % needed == 0:
+            return candidate
+    raise ValueError(
+        f"The QAT layers use weight bit widths {bits}, which no single post-training weight "
+        "grid of at most 16 bits represents exactly; use one weight bit width, or set n_bits."
+    )
+
+
+def qat_accumulator_bits(module: nn.Module) -> Optional[int]:
+    """The accumulator width the QAT layers of ``module`` round to (None if none rounds).
+
+    The post-training quantizer applies one ``rounding_threshold_bits`` to every table lookup,
+    so the layers that round must agree.
+    """
+    widths = sorted({layer.acc_bits for layer in _qat_layers(module) if layer.acc_bits})
+    if len(widths) > 1:
+        raise ValueError(
+            f"The QAT layers round their accumulators to different widths {widths}; the circuit "
+            "rounds every table lookup input to one width. Use one acc_bits, or set "
+            "rounding_threshold_bits explicitly (the circuit then differs from the QAT model)."
+        )
+    return widths[0] if widths else None
+
+
+_COMMON_DOC = """
+    Every parameter of skorch's estimator named above is accepted with its meaning; the defaults
+    differ where noted. Parameters of the module are skorch's ``module__<name>`` (for the default
+    :class:`~sklearn_fhe.torch.modules.FHEMLP`: ``module__hidden_layer_sizes`` (default (32,)),
+    ``module__activation`` (torch.nn.ReLU), ``module__n_w_bits`` (3, weights),
+    ``module__n_a_bits`` (2, hidden activations), ``module__n_input_bits`` (3, inputs),
+    ``module__n_accum_bits`` (5, the accumulators' rounded width, i.e. the table lookups' input
+    width), ``module__n_output_bits`` (2, output weights)). ``n_inputs`` / ``n_outputs`` are set
+    from the training data for any module whose constructor takes them. They can be grid-searched like
+    any parameter, e.g. ``{{"clf__module__n_w_bits": [2, 3]}}`` inside a Pipeline.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=FHEMLP
+        The network. Build your own from the QAT layers of :mod:`sklearn_fhe.torch.qat`
+        (``QuantIdentity``, ``QuantLinear``, ``QuantConv2d``) to keep the circuit exact, or from
+        plain torch layers (then set ``n_bits`` and ``rounding_threshold_bits``).
+    criterion : torch loss class, default={criterion}
+    optimizer : torch optimizer class, default=torch.optim.Adam
+    lr : float, default={lr}
+    max_epochs : int, default=50
+        Training epochs (fewer train faster and less accurately).
+    batch_size : int, default=64
+    train_split : callable or None, default=None
+        skorch's validation split; None trains on all the data.
+    verbose : int, default=0
+        skorch's per-epoch log (0: silent).
+    lr_schedule : {{"cosine", None}}, default="cosine"
+        "cosine" adds skorch's ``LRScheduler(CosineAnnealingLR, T_max=max_epochs)`` (unless
+        ``callbacks`` already holds an ``LRScheduler``); None keeps the learning rate constant.
+    n_bits : int, dict or None, default=None
+        Bit widths of post-training quantization. None takes them from the module's QAT layers
+        (their weight grid; the fake quantizers fix inputs and activations), so the circuit
+        reproduces the trained model. Set it for modules built from plain torch layers.
+    rounding_threshold_bits : int, None or "auto", default="auto"
+        Width to which table lookup inputs are rounded in the circuit. "auto" uses the QAT
+        layers' accumulator width (``acc_bits``, FHEMLP's ``n_accum_bits``), None rounds nothing.
+    random_state : int, RandomState or None, default=None
+        Seeds torch (weights initialisation, batch shuffling) for a reproducible fit, without
+        changing torch's global random state. None uses torch's global generator.
+    torch_num_threads : int or None, default=1
+        torch's intra-op threads while fitting (restored afterwards): small networks train
+        fastest on one thread, especially on a busy machine. None keeps torch's setting.
+    **kwargs
+        Other skorch parameters (``callbacks``, ``iterator_train__shuffle``, ``module__*``,
+        ``optimizer__*``...).
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained float (QAT) network (``sklearn_model_`` is the net itself).
+    onnx_model_ : onnx.ModelProto
+        Its ONNX export.
+    quantized_module_ : QuantizedModule
+        The integer-only model (``fhe_circuit`` once compiled).
+    n_features_in_ : int
+        Number of features seen in fit (the module's ``n_inputs``).
+    feature_names_in_ : numpy.ndarray
+        Feature names seen in fit, when X had string column names.
+    n_outputs_ : int
+        Outputs of the module (``n_outputs``).{attributes}
+"""
+
+
+class FHENeuralNetMixin(FHEModelMixin):
+    """skorch networks on top of the sklearn_fhe mixin: QAT fit, then the shared pipeline."""
+
+    _fhe_parameters = {
+        "lr_schedule": "cosine",
+        "n_bits": None,
+        "rounding_threshold_bits": "auto",
+        "random_state": None,
+        "torch_num_threads": 1,
+    }
+    #: True while skorch trains the float model: predictions then come from the float module
+    #: (skorch's own scoring of a validation split calls predict during training).
+    _fitting_float = False
+
+    # skorch's ``compile`` parameter (torch.compile) is not offered: ``compile`` is the FHE
+    # compilation of every sklearn_fhe estimator, and the ONNX export traces the plain module.
+    prefixes_ = [prefix for prefix in NeuralNet.prefixes_ if prefix != "compile"]
+
+    # -- scikit-learn / skorch plumbing -----------------------------------------------------
+    def _init_fhe(self, kwargs: dict, **fhe_parameters: Any) -> None:
+        """Shared end of ``__init__``: store our parameters, drop skorch's ``compile`` flag."""
+        if "compile" in kwargs or any(key.startswith("compile__") for key in kwargs):
+            raise TypeError(
+                "skorch's compile (torch.compile) is not supported by sklearn_fhe networks: "
+                "compile() compiles the quantized model to an FHE circuit."
+            )
+        vars(self).pop("compile", None)  # skorch stored compile=False; the method is ours
+        for name, value in fhe_parameters.items():
+            setattr(self, name, value)
+
+    def torch_compile(self, module: nn.Module, name: str) -> nn.Module:
+        """The module itself: torch.compile is not used (see ``compile`` for FHE)."""
+        return module
+
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_" as a parameter; private attributes
+        # (skorch's _params_to_validate, the mixin's calibration rows) are not parameters.
+        return [name for name in super()._get_param_names() if not name.startswith("_")]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # skorch's answer is "the module is initialized"; ours is "the quantized model exists".
+        return hasattr(self, "quantized_module_")
+
+    @property
+    def _default_callbacks(self):
+        # read by get_params too, so it must not fail on any parameter value (fit validates)
+        callbacks = list(super()._default_callbacks)
+        user_callbacks = self.callbacks if isinstance(self.callbacks, (list, tuple)) else []
+        user_scheduler = any(
+            isinstance(cb[1] if isinstance(cb, (tuple, list)) and len(cb) == 2 else cb, LRScheduler)
+            for cb in user_callbacks
+        )
+        epochs = self.max_epochs if isinstance(self.max_epochs, (int, np.integer)) else 1
+        if isinstance(self.lr_schedule, str) and self.lr_schedule == "cosine" and not user_scheduler:
+            scheduler = LRScheduler(
+                policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=max(int(epochs), 1)
+            )
+            callbacks.insert(-1, ("lr_schedule", scheduler))  # PrintLog stays last
+        return callbacks
+
+    def get_params_for(self, prefix: str) -> dict:
+        """skorch's ``get_params_for``, with the module's ``n_inputs`` / ``n_outputs`` from the
+        data when its constructor takes them and the user did not set them."""
+        params = super().get_params_for(prefix)
+        shape = getattr(self, "_module_shape", None)
+        if prefix == "module" and shape and isinstance(self.module, type):
+            accepted = inspect.signature(self.module).parameters
+            for name, value in zip(_SHAPE_ARGUMENTS, shape):
+                if name in accepted and name not in params:
+                    params[name] = value
+        return params
+
+    def _expected_failed_checks(self) -> dict:
+        """scikit-learn checks this family is expected to fail, with the reason."""
+        return {
+            "check_no_attributes_set_in_init": (
+                "skorch's NeuralNet.__init__ sets history_, initialized_ and virtual_params_ "
+                "(its clone and set_params rely on them); our own parameters are only stored"
+            ),
+        }
+
+    @available_if(lambda self: False)
+    def partial_fit(self, X, y=None, classes=None, **fit_params):  # pragma: no cover
+        """Not offered: the quantized model is calibrated on the whole training set in ``fit``
+        (use ``warm_start=True`` and ``fit`` to continue training)."""
+
+    # -- hooks of the mixin ---------------------------------------------------------------
+    def _validate_hyperparameters(self) -> None:
+        if not (self.lr_schedule is None or (
+            isinstance(self.lr_schedule, str) and self.lr_schedule in _LR_SCHEDULES
+        )):
+            raise ValueError(f"lr_schedule must be one of {_LR_SCHEDULES}, got {self.lr_schedule!r}.")
+        threshold = self.rounding_threshold_bits
+        if not (threshold is None or threshold == "auto" or (
+            isinstance(threshold, (int, np.integer)) and not isinstance(threshold, bool)
+        )):
+            raise ValueError(
+                f"rounding_threshold_bits must be an int, None or 'auto', got {threshold!r}."
+            )
+        threads = self.torch_num_threads
+        if threads is not None and not (isinstance(threads, (int, np.integer)) and threads >= 1):
+            raise ValueError(f"torch_num_threads must be a positive int or None, got {threads!r}.")
+
+    def _n_bits(self) -> NBits:
+        # Called before training (validation) and after it (the widths quantized with).
+        if self.n_bits is not None:
+            return NBits.parse(self.n_bits)
+        module = getattr(self, "module_", None)
+        weight_bits = None if module is None else qat_weight_bits(module)
+        return NBits.parse({"weights": weight_bits or 8})
+
+    def _rounding_threshold_bits(self) -> Optional[int]:
+        if self.rounding_threshold_bits == "auto":
+            return qat_accumulator_bits(self.module_)
+        return self.rounding_threshold_bits
+
+    def _torch_module(self) -> nn.Module:
+        return self.module_.eval()
+
+    def _after_float_fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        pass  # the float model is self: its fitted attributes are ours already
+
+    def _training_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover
+        """The targets skorch trains on, and the number of module outputs."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _torch_fit_context(self) -> Iterator[None]:
+        """Seeded, single-threaded torch for the duration of training; restored afterwards."""
+        threads = torch.get_num_threads()
+        seeded = self.random_state is not None
+        with torch.random.fork_rng(devices=[], enabled=seeded):
+            if seeded:
+                torch.manual_seed(int(check_random_state(self.random_state).randint(2**31 - 1)))
+            if self.torch_num_threads is not None:
+                torch.set_num_threads(int(self.torch_num_threads))
+            self._fitting_float = True
+            try:
+                yield
+            finally:
+                self._fitting_float = False
+                torch.set_num_threads(threads)
+
+    def _fit_float_model(self, X: np.ndarray, y: np.ndarray, **fit_params: Any) -> Any:
+        self._validate_hyperparameters()
+        X = np.asarray(X, dtype=np.float32)
+        targets, n_outputs = self._training_targets(y)
+        self.n_outputs_ = n_outputs
+        self._module_shape = (X.shape[1], n_outputs)
+        with self._torch_fit_context():
+            if not self.warm_start or not self.initialized_:
+                self.initialize()
+            # skorch's fit is "initialize unless warm_start, then partial_fit"; ours hides
+            # partial_fit (see there), so call skorch's directly.
+            NeuralNet.partial_fit(self, X, targets, **fit_params)
+        # Fix the layers' accumulator rounding to the one the post-training quantizer derives
+        # from the same calibration rows, so the circuit computes the trained model.
+        calibrate_accumulators(self.module_, X[:MAX_CALIBRATION_ROWS])
+        return self  # the float model is the skorch net itself (skorch owns ``module_``)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _document(lr: float, criterion: str, examples: str, attributes: str = ""):
+    """Complete a class docstring: summary (the class's own), parameters, examples."""
+
+    def decorate(cls: type) -> type:
+        common = _COMMON_DOC.format(lr=lr, criterion=criterion, attributes=attributes)
+        cls.__doc__ = (cls.__doc__ or "") + common + examples
+        return cls
+
+    return decorate
+
+
+_CLASSIFIER_EXAMPLES = """
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_fhe import FHENeuralNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> pipe = make_pipeline(StandardScaler(), FHENeuralNetClassifier(random_state=0))
+    >>> pipe = pipe.fit(X[:1500], y[:1500])
+    >>> pipe.predict(X[1500:1503], fhe="simulate")
+    array([7, 4, 6])
+"""
+
+_REGRESSOR_EXAMPLES = """
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_fhe import FHENeuralNetRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> pipe = make_pipeline(StandardScaler(), FHENeuralNetRegressor(random_state=0)).fit(X, y)
+    >>> pipe.predict(X[:2], fhe="simulate").shape
+    (2,)
+"""
+
+
+@_document(lr=1e-2, criterion="torch.nn.CrossEntropyLoss", examples=_CLASSIFIER_EXAMPLES)
+class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
+    """Neural network classifier (skorch's ``NeuralNetClassifier``) on encrypted data.
+
+    The circuit computes the logits; softmax and the class choice run on the client after
+    decryption. Labels may be of any type (``classes_`` holds them, or skorch's ``classes``
+    parameter fixes them); inputs should be standardized (e.g. a ``StandardScaler`` first in a
+    Pipeline).
+    """
+
+    _float_class = NeuralNetClassifier
+
+    def __init__(
+        self,
+        module=FHEMLP,
+        *,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-2,
+        max_epochs=50,
+        batch_size=64,
+        train_split=None,
+        verbose=0,
+        lr_schedule="cosine",
+        n_bits=None,
+        rounding_threshold_bits="auto",
+        random_state=None,
+        torch_num_threads=1,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            verbose=verbose,
+            **kwargs,
+        )
+        self._init_fhe(
+            kwargs,
+            lr_schedule=lr_schedule,
+            n_bits=n_bits,
+            rounding_threshold_bits=rounding_threshold_bits,
+            random_state=random_state,
+            torch_num_threads=torch_num_threads,
+        )
+
+    def _training_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        check_classification_targets(y)
+        if self.classes is not None:
+            classes = np.asarray(self.classes)
+            unknown = np.setdiff1d(y, classes)
+            if unknown.size:
+                raise ValueError(f"y contains labels {unknown.tolist()} not in classes={classes}.")
+        else:
+            classes = np.unique(y)
+        self._fitted_classes = classes
+        return np.searchsorted(classes, y).astype(np.int64), len(classes)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """Class labels, in the order of the module's outputs."""
+        if self._fitting_float:  # skorch's scoring compares with the encoded labels
+            return np.arange(len(self._fitted_classes))
+        if not hasattr(self, "_fitted_classes"):
+            raise AttributeError(f"{type(self).__name__} has no attribute 'classes_' before fit.")
+        return self._fitted_classes
+
+    def predict_proba(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
+        """Class probabilities: softmax of the decrypted logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
+            Clear integers, simulated circuit, or encrypted execution.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_classes)
+        """
+        if self._fitting_float:
+            return NeuralNetClassifier.predict_proba(self, X)
+        return softmax(self._quantized_output(X, fhe).astype(np.float64), axis=1)
+
+    def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
+        """Predicted class labels (see ``predict_proba`` for ``fhe``)."""
+        if self._fitting_float:
+            return NeuralNetClassifier.predict(self, X)
+        index = np.argmax(self._quantized_output(X, fhe), axis=1)
+        return self.classes_[index]
+
+    def predict_log_proba(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
+        """Logarithm of ``predict_proba``."""
+        from scipy.special import log_softmax
+
+        return log_softmax(self._quantized_output(X, fhe).astype(np.float64), axis=1)
+
+
+@_document(
+    lr=3e-3,
+    criterion="torch.nn.MSELoss",
+    examples=_REGRESSOR_EXAMPLES,
+    attributes="""
+    y_mean_, y_scale_ : numpy.ndarray
+        Mean and standard deviation of each training target column (training uses the
+        standardized targets; predictions are mapped back).""",
+)
+class FHENeuralNetRegressor(FHENeuralNetMixin, NeuralNetRegressor):
+    """Neural network regressor (skorch's ``NeuralNetRegressor``) on encrypted data.
+
+    Targets are standardized for training (one or several columns); the circuit computes the
+    standardized prediction and the client maps it back to the original units after decryption.
+    Inputs should be standardized (e.g. a ``StandardScaler`` first in a Pipeline).
+    """
+
+    _float_class = NeuralNetRegressor
+
+    def __init__(
+        self,
+        module=FHEMLP,
+        *,
+        criterion=nn.MSELoss,
+        optimizer=torch.optim.Adam,
+        lr=3e-3,
+        max_epochs=50,
+        batch_size=64,
+        train_split=None,
+        verbose=0,
+        lr_schedule="cosine",
+        n_bits=None,
+        rounding_threshold_bits="auto",
+        random_state=None,
+        torch_num_threads=1,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            verbose=verbose,
+            **kwargs,
+        )
+        self._init_fhe(
+            kwargs,
+            lr_schedule=lr_schedule,
+            n_bits=n_bits,
+            rounding_threshold_bits=rounding_threshold_bits,
+            random_state=random_state,
+            torch_num_threads=torch_num_threads,
+        )
+
+    def _training_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
+        y = np.asarray(y, dtype=np.float64)
+        columns = y.reshape(len(y), -1)
+        self.y_mean_ = columns.mean(axis=0)
+        scale = columns.std(axis=0)
+        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        return ((columns - self.y_mean_) / self.y_scale_).astype(np.float32), columns.shape[1]
+
+    def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
+        """Predicted targets, in the units of the training targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
+            Clear integers, simulated circuit, or encrypted execution.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        if self._fitting_float:
+            return NeuralNetRegressor.predict(self, X)
+        output = self._quantized_output(X, fhe).astype(np.float64)
+        output = output * self.y_scale_ + self.y_mean_
+        return output[:, 0] if self._y_ndim == 1 else output
+
+    @available_if(lambda self: False)
+    def predict_proba(self, X):  # pragma: no cover
+        """Not offered by a regressor (skorch's NeuralNet has it; scikit-learn's don't)."""
+
+    def _fit_float_model(self, X: np.ndarray, y: np.ndarray, **fit_params: Any) -> Any:
+        self._y_ndim = np.ndim(y)
+        return super()._fit_float_model(X, y, **fit_params)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+__all__ = ["FHENeuralNetClassifier", "FHENeuralNetRegressor"]
