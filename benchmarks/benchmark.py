@@ -48,8 +48,58 @@ def linear_cases() -> list[Case]:
     ]
 
 
+class QATFloat:
+    """The float (QAT) network of an sklearn_fhe neural network: its torch module, unquantized."""
+
+    def __init__(self, make: Callable):
+        self.make = make
+
+    def fit(self, X, y):
+        self.model_ = self.make().fit(X, y)
+        return self
+
+    def predict(self, X):
+        import torch
+
+        with torch.no_grad():
+            out = self.model_.module_(torch.as_tensor(np.asarray(X, dtype=np.float32))).numpy()
+        if hasattr(self.model_, "classes_"):
+            return self.model_.classes_[out.argmax(axis=1)]
+        return (out * self.model_.y_scale_ + self.model_.y_mean_)[:, 0]
+
+
+def neural_network_cases() -> list[Case]:
+    clf = lambda: sklearn_fhe.FHENeuralNetClassifier(random_state=0)  # noqa: E731
+    reg = lambda: sklearn_fhe.FHENeuralNetRegressor(random_state=0)  # noqa: E731
+    return [
+        Case("NeuralNetClassifier defaults, digits", load_digits, lambda: QATFloat(clf), clf),
+        Case("NeuralNetClassifier defaults, breast cancer", load_breast_cancer,
+             lambda: QATFloat(clf), clf),
+        Case("NeuralNetRegressor defaults, diabetes (R2)", load_diabetes,
+             lambda: QATFloat(reg), reg, classification=False),
+    ]
+
+
+def tree_cases() -> list[Case]:
+    from sklearn import ensemble, tree
+    from xgboost import XGBClassifier
+
+    return [
+        Case("DecisionTreeClassifier depth 5, n_bits=6, breast cancer", load_breast_cancer,
+             lambda: tree.DecisionTreeClassifier(max_depth=5, random_state=0),
+             lambda: sklearn_fhe.FHEDecisionTreeClassifier(max_depth=5, random_state=0, n_bits=6)),
+        Case("RandomForestClassifier 10x depth 4, n_bits=6, breast cancer", load_breast_cancer,
+             lambda: ensemble.RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0),
+             lambda: sklearn_fhe.FHERandomForestClassifier(
+                 n_estimators=10, max_depth=4, random_state=0, n_bits=6)),
+        Case("XGBClassifier 10x depth 3, n_bits=6, breast cancer", load_breast_cancer,
+             lambda: XGBClassifier(n_estimators=10, max_depth=3),
+             lambda: sklearn_fhe.FHEXGBClassifier(n_estimators=10, max_depth=3, n_bits=6)),
+    ]
+
+
 #: Families register their cases here (see the other *_cases functions).
-CASE_FACTORIES: list[Callable[[], list[Case]]] = [linear_cases]
+CASE_FACTORIES: list[Callable[[], list[Case]]] = [linear_cases, tree_cases, neural_network_cases]
 
 
 def split(case: Case):
@@ -105,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("filters", nargs="*", help="run only cases whose name contains one")
     parser.add_argument("--rows", type=int, default=64, help="encrypted rows per case")
-    parser.add_argument("--batch-size", type=int, default=64, help="rows per circuit call")
+    parser.add_argument("--batch-size", type=int, default=16, help="rows per circuit call")
     args = parser.parse_args()
     cases = [case for factory in CASE_FACTORIES for case in factory()]
     cases = [c for c in cases if not args.filters or any(f in c.name for f in args.filters)]

@@ -25,7 +25,8 @@ def default_configuration(**overrides) -> fhe.Configuration:
     ``SKLEARN_FHE_KEY_CACHE`` (a directory), when set, turns on concrete's *insecure* key cache,
     meant for tests and benchmarks only.
     """
-    options: dict = {"show_progress": False}
+    # seeded input ciphertexts: smaller uploads and faster client-side encryption
+    options: dict = {"show_progress": False, "compress_input_ciphertexts": True}
     cache = os.environ.get("SKLEARN_FHE_KEY_CACHE")
     if cache:
         options.update(use_insecure_key_cache=True, insecure_key_cache_location=cache,
