@@ -6,10 +6,13 @@ See ``tree_model`` for how trees run on encrypted data. The XGBoost models need 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from sklearn import ensemble
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
 
 from .tree import document
 from .tree_model import FHETreeClassifierMixin, FHETreeRegressorMixin
@@ -71,14 +74,10 @@ if xgboost is not None:
         _float_class = xgboost.XGBClassifier
 
         def _fit_float_model(self, X, y, **fit_params):
-            # xgboost wants labels 0..n_classes-1: encode them, keep the originals in classes_
-            import numpy as np
-            from sklearn.utils.multiclass import check_classification_targets
-
+            # xgboost wants labels 0..n_classes-1: encode them, keep the originals as classes
             check_classification_targets(y)
             self._labels, encoded = np.unique(y, return_inverse=True)
-            model = super()._fit_float_model(X, encoded, **fit_params)
-            return model
+            return super()._fit_float_model(X, encoded, **fit_params)
 
         def _after_float_fit(self, X, y) -> None:
             super()._after_float_fit(X, y)
@@ -86,8 +85,6 @@ if xgboost is not None:
 
         def _torch_module(self):
             module = super()._torch_module()
-            from dataclasses import replace
-
             self.post_processing_ = replace(self.post_processing_, classes=self._labels)
             return module
 

@@ -93,9 +93,6 @@ class FHETreeModelMixin(FHEModelMixin):
             tags.classifier_tags.multi_label = False
         return tags
 
-    def _raw_output(self, X: Any, fhe: FheArg) -> np.ndarray:
-        return self._quantized_output(X, fhe)
-
 
 class FHETreeClassifierMixin(FHETreeModelMixin):
     """Classifiers: probabilities and classes in the clear, from the decrypted scores."""
@@ -111,12 +108,12 @@ class FHETreeClassifierMixin(FHETreeModelMixin):
         fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
             Clear integers, simulated circuit, or encrypted execution.
         """
-        raw = self._raw_output(X, fhe)  # checks the model is fitted first
+        raw = self._quantized_output(X, fhe)  # checks the model is fitted first
         return self.post_processing_.predict_proba(raw)
 
     def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Predicted classes (see ``predict_proba`` for ``fhe``)."""
-        raw = self._raw_output(X, fhe)  # checks the model is fitted first
+        raw = self._quantized_output(X, fhe)  # checks the model is fitted first
         return self.post_processing_.predict(raw)
 
 
@@ -132,5 +129,5 @@ class FHETreeRegressorMixin(FHETreeModelMixin):
         fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
             Clear integers, simulated circuit, or encrypted execution.
         """
-        raw = self._raw_output(X, fhe)  # checks the model is fitted first
+        raw = self._quantized_output(X, fhe)  # checks the model is fitted first
         return self.post_processing_.predict(raw)
