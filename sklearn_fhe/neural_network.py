@@ -101,8 +101,8 @@ _COMMON_DOC = """
     ``module__n_a_bits`` (2, hidden activations), ``module__n_input_bits`` (3, inputs),
     ``module__n_accum_bits`` (5, the accumulators' rounded width, i.e. the table lookups' input
     width), ``module__n_output_bits`` (2, output weights)). ``n_inputs`` / ``n_outputs`` are set
-    from the training data for any module whose constructor takes them. They can be grid-searched like
-    any parameter, e.g. ``{{"clf__module__n_w_bits": [2, 3]}}`` inside a Pipeline.
+    from the training data for any module whose constructor takes them. They can be
+    grid-searched like any parameter, e.g. ``{{"clf__module__n_w_bits": [2, 3]}}`` in a Pipeline.
 
     Parameters
     ----------
@@ -206,11 +206,13 @@ class FHENeuralNetMixin(FHEModelMixin):
         callbacks = list(super()._default_callbacks)
         user_callbacks = self.callbacks if isinstance(self.callbacks, (list, tuple)) else []
         user_scheduler = any(
-            isinstance(cb[1] if isinstance(cb, (tuple, list)) and len(cb) == 2 else cb, LRScheduler)
+            isinstance(cb[1] if isinstance(cb, (tuple, list)) and len(cb) == 2 else cb,
+                       LRScheduler)
             for cb in user_callbacks
         )
         epochs = self.max_epochs if isinstance(self.max_epochs, (int, np.integer)) else 1
-        if isinstance(self.lr_schedule, str) and self.lr_schedule == "cosine" and not user_scheduler:
+        cosine = isinstance(self.lr_schedule, str) and self.lr_schedule == "cosine"
+        if cosine and not user_scheduler:
             scheduler = LRScheduler(
                 policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=max(int(epochs), 1)
             )
@@ -248,7 +250,9 @@ class FHENeuralNetMixin(FHEModelMixin):
         if not (self.lr_schedule is None or (
             isinstance(self.lr_schedule, str) and self.lr_schedule in _LR_SCHEDULES
         )):
-            raise ValueError(f"lr_schedule must be one of {_LR_SCHEDULES}, got {self.lr_schedule!r}.")
+            raise ValueError(
+                f"lr_schedule must be one of {_LR_SCHEDULES}, got {self.lr_schedule!r}."
+            )
         threshold = self.rounding_threshold_bits
         if not (threshold is None or threshold == "auto" or (
             isinstance(threshold, (int, np.integer)) and not isinstance(threshold, bool)
@@ -317,11 +321,6 @@ class FHENeuralNetMixin(FHEModelMixin):
         calibrate_accumulators(self.module_, X[:MAX_CALIBRATION_ROWS])
         return self  # the float model is the skorch net itself (skorch owns ``module_``)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        return tags
-
 
 def _document(lr: float, criterion: str, examples: str, attributes: str = ""):
     """Complete a class docstring: summary (the class's own), parameters, examples."""
@@ -345,7 +344,7 @@ _CLASSIFIER_EXAMPLES = """
     >>> pipe = make_pipeline(StandardScaler(), FHENeuralNetClassifier(random_state=0))
     >>> pipe = pipe.fit(X[:1500], y[:1500])
     >>> pipe.predict(X[1500:1503], fhe="simulate")
-    array([7, 4, 6])
+    array([1, 7, 4])
 """
 
 _REGRESSOR_EXAMPLES = """
