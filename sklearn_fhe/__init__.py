@@ -1,5 +1,10 @@
 """sklearn_fhe: scikit-learn estimators that predict on encrypted data with TFHE."""
 
+import warnings
+
+# concrete declares its namespace through pkg_resources, which warns on every import
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+
 from .ensemble import (
     FHEGradientBoostingClassifier,
     FHEGradientBoostingRegressor,
