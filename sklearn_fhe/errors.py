@@ -7,3 +7,7 @@ class QuantizationError(ValueError):
 
 class BitWidthError(QuantizationError):
     """A table lookup would need more bits than TFHE allows."""
+
+
+class UnsupportedModelError(ValueError):
+    """A fitted model (or one of its settings) that sklearn_fhe cannot convert."""

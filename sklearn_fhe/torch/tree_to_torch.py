@@ -59,6 +59,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..errors import UnsupportedModelError
+
 __all__ = [
     "TreeTensors",
     "TreePostProcessing",
@@ -475,7 +477,7 @@ class GemmTreeEnsemble(torch.nn.Module):
 def _sklearn_tree(est, output_offset=0, normalize=False, scale=1.0) -> _Tree:
     t = est.tree_
     if t.n_outputs != 1:
-        raise NotImplementedError("Multi-output trees are not supported.")
+        raise UnsupportedModelError("Multi-output trees are not supported.")
     values = np.asarray(t.value[:, 0, :], dtype=np.float64)
     if normalize:
         sums = values.sum(axis=1, keepdims=True)
@@ -495,19 +497,17 @@ def _xgb_trees(model) -> List[_Tree]:
     config = json.loads(booster.save_config())
     n_parallel = int(config["learner"]["gradient_booster"].get("gbtree_model_param", {}).get("num_parallel_tree", 1))
     if config["learner"]["gradient_booster"].get("name", "gbtree") != "gbtree":
-        raise NotImplementedError("Only the 'gbtree' booster is supported for XGBoost.")
+        raise UnsupportedModelError("Only the 'gbtree' booster is supported for XGBoost.")
     if int(config["learner"]["learner_model_param"].get("num_target", "1")) > 1:
-        raise NotImplementedError("Multi-target XGBoost models are not supported.")
+        raise UnsupportedModelError("Multi-target XGBoost models are not supported.")
     n_classes = int(getattr(model, "n_classes_", 1) or 1) if hasattr(model, "classes_") else 1
     n_groups = n_classes if n_classes > 2 else 1
     names = booster.feature_names
     fmap = {name: i for i, name in enumerate(names)} if names is not None else {}
     dumps = booster.get_dump(dump_format="json")
-    try:  # the sklearn wrapper predicts with the best iteration after early stopping
-        n_rounds = int(model.best_iteration) + 1
-        dumps = dumps[: n_rounds * n_parallel * n_groups]
-    except AttributeError:
-        pass
+    best_iteration = getattr(model, "best_iteration", None)  # set after early stopping only
+    if best_iteration is not None:  # the sklearn wrapper then predicts with the best iteration
+        dumps = dumps[: (int(best_iteration) + 1) * n_parallel * n_groups]
     trees = []
     for k, dump in enumerate(dumps):
         nodes = []
@@ -612,18 +612,18 @@ def extract_tree_tensors(model) -> Tuple[TreeTensors, TreePostProcessing]:
         init = np.asarray(model.decision_function(probe) if classifier else model.predict(probe), np.float64)
         init = init.reshape(1, -1) * factor - (tensors.forward_numpy(probe) + tensors.constant_output)
         if model.init not in (None, "zero"):
-            raise NotImplementedError("GradientBoosting with a custom `init` estimator is not supported.")
+            raise UnsupportedModelError("GradientBoosting with a custom `init` estimator is not supported.")
         post = TreePostProcessing(transform, init.reshape(-1) + tensors.constant_output, classes, classifier)
     elif type(model).__module__.startswith("xgboost"):
         objective = model.get_xgb_params().get("objective") or ("binary:logistic" if classifier else "reg:squarederror")
         if objective not in _XGB_TRANSFORMS:
-            raise NotImplementedError(f"XGBoost objective {objective!r} is not supported.")
+            raise UnsupportedModelError(f"XGBoost objective {objective!r} is not supported.")
         trees, n_out = _xgb_trees(model)
         tensors = _stack_trees(trees, n_features, n_out, "<")
         base = _xgb_base_margin(model, n_features)
         post = TreePostProcessing(_XGB_TRANSFORMS[objective], base + tensors.constant_output, classes, classifier)
     else:
-        raise NotImplementedError(f"Tree model {type(model).__name__} is not supported.")
+        raise UnsupportedModelError(f"Tree model {type(model).__name__} is not supported.")
     return tensors, post
 
 

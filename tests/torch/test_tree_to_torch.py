@@ -139,7 +139,7 @@ def test_unsupported_model_raises():
     from sklearn.neighbors import KNeighborsClassifier
 
     X, y = _data("binary")
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError):
         tree_model_to_torch(KNeighborsClassifier().fit(X, y))
 
 
