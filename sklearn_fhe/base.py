@@ -8,6 +8,7 @@ output (its predict / predict_proba methods, built on ``_quantized_output``).
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -71,7 +72,7 @@ def wrap_init(cls: type) -> type:
     return cls
 
 
-class FHEModelMixin:
+class FHEModelMixin(ABC):
     """Shared fit/compile/predict machinery of sklearn_fhe estimators.
 
     Subclasses set ``_float_class`` (the scikit-learn or skorch estimator they wrap),
@@ -92,9 +93,9 @@ class FHEModelMixin:
         """Train the float model (by default the wrapped class with our float parameters)."""
         return self._float_class(**self._float_params()).fit(X, y, **fit_params)
 
-    def _torch_module(self) -> torch.nn.Module:  # pragma: no cover - abstract
+    @abstractmethod
+    def _torch_module(self) -> torch.nn.Module:
         """The fitted model's inference (up to what runs in the clear) as a torch module."""
-        raise NotImplementedError
 
     def _n_bits(self) -> NBits:
         """The bit widths to quantize with (families may widen clear weights, for example).

@@ -16,6 +16,8 @@ trained float model exactly: what you measured in float is what you get encrypte
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import inspect
 from contextlib import contextmanager
 from math import lcm
@@ -281,11 +283,11 @@ class FHENeuralNetMixin(FHEModelMixin):
         return self.module_.eval()
 
     def _after_float_fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        pass  # the float model is self: its fitted attributes are ours already
+        """Nothing to copy: the float model is the estimator itself."""
 
-    def _training_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover
+    @abstractmethod
+    def _training_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
         """The targets skorch trains on, and the number of module outputs."""
-        raise NotImplementedError
 
     @contextmanager
     def _torch_fit_context(self) -> Iterator[None]:

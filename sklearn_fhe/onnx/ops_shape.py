@@ -46,9 +46,7 @@ def dropout_all_outputs(
 ) -> tuple[Array, Array]:
     """ONNX Dropout at inference: (x, all-true mask). Training-mode dropout is not supported."""
     if training_mode is not None and bool(training_mode) and ratio is not None and float(ratio):
-        raise NotImplementedError(
-            "Dropout in training mode is random; only inference is supported."
-        )
+        raise ValueError("Dropout in training mode is random; only inference is supported.")
     return x, np.ones(np.shape(x), dtype=bool)
 
 

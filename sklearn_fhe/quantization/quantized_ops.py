@@ -13,6 +13,7 @@ while compiling, so ``disable``, ``simulate`` and ``execute`` compute the very s
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -119,13 +120,14 @@ def pad_spatial(q: Any, pads: Sequence[int], value: int = 0) -> Any:
 # --------------------------------------------------------------------------------------------
 # Runtime integer ops
 # --------------------------------------------------------------------------------------------
-class IntegerOp:
+class IntegerOp(ABC):
     """Base of the ops run by ``QuantizedModule._forward`` on integers only."""
 
     op_type: str = ""
 
-    def __call__(self, *qvalues: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def __call__(self, *qvalues: Any) -> Any:
+        """Integers in, integers out (numpy arrays, or concrete tracers while compiling)."""
 
 
 class QuantizedGemm(IntegerOp):
