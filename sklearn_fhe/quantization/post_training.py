@@ -155,7 +155,7 @@ class PostTrainingQuantization:
         if info.source is None:
             result = self._quantize_input(info, linear_only)
         else:
-            result = self._table_lookup(info, node, linear_only, quantizer)
+            result = self._table_lookup(info, node, linear_only, quantizer or info.grid)
         # the entry keeps ``info`` alive, so its id cannot be reused by another chain
         self._materialized[id(info)] = (info, result)
         return result
@@ -214,7 +214,9 @@ class PostTrainingQuantization:
         qvalues = source.calibration
         bits = bits_for_range(qvalues.min(), qvalues.max())
         lsbs = 0
-        threshold = self.rounding_threshold_bits
+        # concrete's optimizer finds no parameters for a rounded lookup of MaxPool results
+        # (concrete-python 2.11): those are read at full width
+        threshold = None if source.producer == "MaxPool" else self.rounding_threshold_bits
         if threshold is not None and lookup_input_bits(qvalues) > threshold:
             lsbs = lookup_input_bits(qvalues) - threshold
             qvalues = fhe.round_bit_pattern(qvalues, lsbs_to_remove=lsbs)

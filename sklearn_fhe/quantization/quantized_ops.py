@@ -360,7 +360,16 @@ class QuantizedMaxPool(IntegerOp):
                 "does not apply to MaxPool inputs)."
             )
         op = cls(kernel, strides, pads, dilations, attrs.get("ceil_mode", 0), lowest)
-        return ctx.add(op, [source], source.quantizer)
+        pooled = ctx.add(op, [source], source.quantizer)
+        if ctx.rounding_threshold_bits is None:
+            return pooled
+        # concrete computes max(a, b) as b + lookup(a - b), which ties the window's values to the
+        # bit width of whatever adds the result up. After rounded lookups, concrete's optimizer
+        # then finds no parameters (NoParametersFound) unless the pooled values are decoupled
+        # from a following Gemm/Conv: a following activation reads them through its own lookup,
+        # any other consumer through an identity lookup on the same grid. (Without rounding,
+        # the identity lookup is what makes it fail: measured with concrete-python 2.11.)
+        return Deferred(source=pooled, grid=source.quantizer)
 
 
 class QuantizedAdd(IntegerOp):

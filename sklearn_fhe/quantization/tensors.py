@@ -69,13 +69,15 @@ class Deferred:
 
     ``source`` is None when the function applies to a raw model input (so it runs on the client
     before quantization). ``elementwise`` is False once the chain holds an op that mixes elements
-    (Softmax, ArgMax...): such a chain can only run in the clear after decryption.
+    (Softmax, ArgMax...): such a chain can only run in the clear after decryption. ``grid`` is
+    the quantizer an empty chain is materialized on (an exact copy of its source, see MaxPool).
     """
 
     source: Optional[Encrypted]
     steps: tuple = field(default_factory=tuple)
     elementwise: bool = True
     input_index: int = 0
+    grid: Optional[UniformQuantizer] = None
 
     def then(self, step: ChainStep, elementwise: bool) -> "Deferred":
         """This chain followed by ``step``."""

@@ -153,7 +153,10 @@ MODELS = {
     "maxpool": lambda: (
         nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 2)),
         IMAGES,
-        4,
+    ),
+    "maxpool_before_relu": lambda: (
+        nn.Sequential(nn.Conv2d(2, 4, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2)),
+        IMAGES,
     ),
     "padded_conv_and_maxpool": lambda: (
         nn.Sequential(
@@ -164,7 +167,6 @@ MODELS = {
             nn.Linear(18, 2),
         ),
         IMAGES,
-        4,
     ),
     "padded_avgpool": lambda: (
         nn.Sequential(
@@ -183,26 +185,41 @@ MODELS = {
 
 @pytest.fixture(scope="module")
 def compiled(fhe_configuration):
-    """name → (float model, inputs, QuantizedModule compiled at 5 bits, lookups ≤ 6 bits).
-
-    Models with a MaxPool use 4 bits: at 5 bits, Conv → rounded ReLU lookup → MaxPool → Linear
-    makes concrete's optimizer fail (NoParametersFound, reported as a BitWidthError), though
-    each part compiles alone and the model compiles without rounding."""
+    """name → (float model, inputs, QuantizedModule compiled at 5 bits, lookups ≤ 6 bits)."""
     cache = {}
 
     def get(name: str):
         if name not in cache:
             torch.manual_seed(0)
-            model, x, *n_bits = MODELS[name]()
+            model, x = MODELS[name]()
             model.eval()
             quantized = compile_torch_model(
-                model, x, n_bits=n_bits[0] if n_bits else 5, rounding_threshold_bits=6,
+                model, x, n_bits=5, rounding_threshold_bits=6,
                 configuration=fhe_configuration, batch_size=4,
             )
             cache[name] = (model, x, quantized)
         return cache[name]
 
     return get
+
+
+@pytest.mark.parametrize("pool_first", [False, True], ids=["relu_maxpool", "maxpool_relu"])
+@pytest.mark.parametrize("n_bits, rounding_threshold_bits", [(3, None), (6, None), (6, 5), (7, 6)])
+def test_maxpool_compiles_at_any_bit_width(
+    pool_first: bool, n_bits: int, rounding_threshold_bits, fhe_configuration
+) -> None:
+    """concrete's MaxPool ties its comparisons to the width of what follows it; with rounded
+    lookups its optimizer then finds no parameters unless the pool is decoupled from the next
+    Gemm (identity lookup) and its results are read unrounded. Every combination compiles."""
+    torch.manual_seed(0)
+    layers = [nn.MaxPool2d(2), nn.ReLU()] if pool_first else [nn.ReLU(), nn.MaxPool2d(2)]
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), *layers, nn.Flatten(), nn.Linear(12, 2)).eval()
+    quantized = compile_torch_model(
+        model, IMAGES, n_bits=n_bits, rounding_threshold_bits=rounding_threshold_bits,
+        configuration=fhe_configuration, batch_size=4,
+    )
+    rows = IMAGES[:8]
+    assert np.array_equal(quantized.forward(rows, fhe="simulate"), quantized.forward(rows))
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
