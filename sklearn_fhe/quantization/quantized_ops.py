@@ -341,6 +341,14 @@ class QuantizedMaxPool(IntegerOp):
         if len(node.output) > 1 and node.output[1]:
             raise QuantizationError(f"MaxPool node {node.name!r}: the indices output is not supported.")
         source = ctx.materialize(inputs[0], node)
+        if source.calibration.size and source.calibration.min() == source.calibration.max():
+            # concrete's optimizer aborts the whole process on a max of constants
+            raise QuantizationError(
+                f"MaxPool node {node.name!r} reads the {source.producer} result, which is the "
+                "same constant on every calibration row: the layer before it is dead (e.g. a "
+                "ReLU whose inputs are all negative). Retrain or remove that layer, or calibrate "
+                "on more varied data."
+            )
         kernel = list(attrs["kernel_shape"])
         channels, ndim = source.calibration.shape[1], source.calibration.ndim
         per_axis_vector(source.quantizer.scale, channels, 1, ndim, f"MaxPool {node.name!r}")

@@ -222,6 +222,17 @@ def test_maxpool_compiles_at_any_bit_width(
     assert np.array_equal(quantized.forward(rows, fhe="simulate"), quantized.forward(rows))
 
 
+def test_maxpool_of_a_dead_layer_raises_before_concrete() -> None:
+    """A max of constants makes concrete's optimizer abort the process: a clear error first."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(12, 2)).eval()
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)  # every ReLU output is 0
+    with pytest.raises(QuantizationError, match="MaxPool node .* same constant .* dead"):
+        compile_torch_model(model, IMAGES, n_bits=4)
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_simulate_equals_disable_and_approaches_float(name: str, compiled) -> None:
     """Exact equality of the simulated circuit and the clear integers; the dequantized output
