@@ -49,10 +49,12 @@ def compile_integer_function(
     qinputs: np.ndarray,
     batch_size: int = DEFAULT_BATCH_SIZE,
     configuration: Optional[fhe.Configuration] = None,
+    context: str = "",
 ) -> fhe.Circuit:
     """Compile ``function`` (integers → integers) for encrypted batches of ``batch_size`` rows.
 
-    Concrete's own errors are re-raised as ours, naming the widest integer of the circuit.
+    Concrete's own errors are re-raised as ours, naming the widest integer of the circuit and
+    ending with ``context`` (what the caller knows of the circuit, e.g. its widest lookup).
     """
     if qinputs.shape[0] == 0:
         raise ValueError("The compilation set is empty: give at least one row.")
@@ -68,10 +70,12 @@ def compile_integer_function(
     try:
         return compiler.compile(inputset, configuration)
     except Exception as error:  # concrete raises RuntimeError/ValueError with MLIR dumps
-        raise _compilation_error(error, compiler, inputset, configuration) from error
+        raise _compilation_error(error, compiler, inputset, configuration, context) from error
 
 
-def _compilation_error(error: Exception, compiler, inputset, configuration) -> Exception:
+def _compilation_error(
+    error: Exception, compiler, inputset, configuration, context: str = ""
+) -> Exception:
     """Our error for a failed concrete compilation: a BitWidthError when a table lookup is too
     wide (which our own checks should have caught first), else an FHECompilationError."""
     text = str(error)
@@ -84,11 +88,12 @@ def _compilation_error(error: Exception, compiler, inputset, configuration) -> E
         widest = "an unknown number of bits"
     if re.search(r"bit value is used as an input to a table lookup|NoParametersFound", text):
         return BitWidthError(
-            f"Compilation to FHE failed: the circuit's widest integer has {widest}. Lower "
-            f"n_bits, or set rounding_threshold_bits to narrow table lookups. (concrete: {said})"
+            f"Compilation to FHE failed: the circuit's widest integer has {widest}.{context} "
+            f"Lower n_bits, or set rounding_threshold_bits to narrow table lookups. "
+            f"(concrete: {said})"
         )
     return FHECompilationError(
-        f"concrete could not compile the circuit (widest integer: {widest}): {said}"
+        f"concrete could not compile the circuit (widest integer: {widest}):{context} {said}"
     )
 
 

@@ -192,9 +192,21 @@ class QuantizedModule:
             raise ValueError("The compilation inputset is empty: give at least one row.")
         self.batch_size = int(batch_size)
         self.fhe_circuit = compile_integer_function(
-            self._forward, self.quantize_input(inputset), self.batch_size, configuration
+            self._forward, self.quantize_input(inputset), self.batch_size, configuration,
+            context=self._widest_lookup(),
         )
         return self.fhe_circuit
+
+    def _widest_lookup(self) -> str:
+        """A sentence naming the widest table lookup, for compilation errors."""
+        if not self.lookups:
+            return " The circuit has no table lookup."
+        widest = max(self.lookups, key=lambda lookup: lookup.input_bits)
+        rounded = f", after rounding away {widest.rounded_bits}" if widest.rounded_bits else ""
+        return (
+            f" Its widest table lookup computes {widest.ops} on the {widest.reads} result "
+            f"({widest.input_bits} bits{rounded}; {len(self.lookups)} in the circuit)."
+        )
 
     def keygen(self, force: bool = False) -> None:
         """Generate the keys now (otherwise they are made on the first encrypted run)."""
