@@ -44,7 +44,7 @@ def test_compilation_errors_name_the_widest_lookup(fhe_configuration) -> None:
                                     configuration=fhe_configuration)
     sentence = quantized._widest_lookup()
     assert re.search(r"widest table lookup computes Relu on the Gemm result \(3 bits, after "
-                     r"rounding away \d+; 1 lookups in all\)", sentence), sentence
+                     r"rounding away \d+; 1 in the circuit\)", sentence), sentence
     with pytest.raises(BitWidthError, match="widest integer has 17 bits. Its widest lookup"):
         compile_integer_function(
             lambda v: fhe.univariate(lambda w: w // 3)(v * 1000), np.arange(100).reshape(50, 2),
