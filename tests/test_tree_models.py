@@ -74,12 +74,13 @@ def test_accuracy_against_reference(name, cancer):
     make, reference = REFERENCE_CASES[name]
     accuracy = make().fit(X_train, y_train).score(X_test, y_test)
     # RandomForest: 0.937 here, one row under its float model (0.944) and two under the
-    # reference's 0.951; see the closing note of the tree issue.
+    # reference's 0.951, a single draw: over 20 splits x 10 seeds ours averages 0.953, as the
+    # float forest does (benchmarks/tree_accuracy_spread.py).
     assert accuracy >= min(reference, 0.93), accuracy
 
 
 @pytest.mark.execute
-@pytest.mark.parametrize("name", ["DecisionTree", "XGB"])
+@pytest.mark.parametrize("name", sorted(REFERENCE_CASES))
 def test_execute_equals_disable(name, cancer, fhe_configuration):
     X_train, X_test, y_train, _ = cancer
     make, _ = REFERENCE_CASES[name]
