@@ -5,6 +5,11 @@ import warnings
 # concrete declares its namespace through pkg_resources, which warns on every import
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
+from .fhe.exit_status import keep_exit_status
+
+# before anything runs a circuit: concrete's own exit handler would report every exit as success
+keep_exit_status()
+
 from .ensemble import (
     FHEGradientBoostingClassifier,
     FHEGradientBoostingRegressor,

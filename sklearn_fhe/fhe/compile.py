@@ -36,12 +36,24 @@ def default_configuration(**overrides) -> fhe.Configuration:
     return fhe.Configuration(**options)
 
 
+def circuit_array(values) -> np.ndarray:
+    """Integers laid out as concrete reads them: a C-contiguous int64 array.
+
+    concrete reads an input's buffer in C order whatever its strides say, so a Fortran-ordered
+    or strided view (what scikit-learn transformers return for mixed-dtype DataFrames, or a
+    slice of every other column) would silently give other integers. Every array that crosses
+    into concrete (compile inputsets, simulate, encrypt) goes through here.
+    """
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
 def batched_inputset(qinputs: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Cut integer calibration rows into full batches (the last one completed by wrapping)."""
     n_rows = qinputs.shape[0]
     n_batches = max(1, -(-n_rows // batch_size))
     index = np.arange(n_batches * batch_size) % n_rows
-    return [qinputs[index[i * batch_size:(i + 1) * batch_size]] for i in range(n_batches)]
+    return [circuit_array(qinputs[index[i * batch_size:(i + 1) * batch_size]])
+            for i in range(n_batches)]
 
 
 def compile_integer_function(
@@ -109,7 +121,7 @@ def run_in_batches(
         if n_real < batch_size:  # pad with copies of the first row: valid, in-range values
             pad = np.repeat(chunk[:1], batch_size - n_real, axis=0)
             chunk = np.concatenate([chunk, pad], axis=0)
-        result = run(chunk)
+        result = run(circuit_array(chunk))
         outputs.append(result[:n_real] if not isinstance(result, tuple) else
                        tuple(r[:n_real] for r in result))
     if isinstance(outputs[0], tuple):
