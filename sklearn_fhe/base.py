@@ -17,6 +17,8 @@ import torch
 from concrete import fhe as concrete_fhe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .clear_outputs import ClearOutputs
+from .fhe.batched_circuit import BatchedCircuit
 from .fhe.compile import DEFAULT_BATCH_SIZE
 from .fhe.modes import FheMode
 from .onnx.export import export_torch_to_onnx
@@ -97,6 +99,10 @@ class FHEModelMixin(ABC):
     def _torch_module(self) -> torch.nn.Module:
         """The fitted model's inference (up to what runs in the clear) as a torch module."""
 
+    @abstractmethod
+    def _clear_outputs(self) -> ClearOutputs:
+        """What the client computes from the decrypted outputs (called at the end of fit)."""
+
     def _n_bits(self) -> NBits:
         """The bit widths to quantize with (families may widen clear weights, for example).
 
@@ -145,12 +151,19 @@ class FHEModelMixin(ABC):
             NumpyModule(self.onnx_model_), self._n_bits(), self._rounding_threshold_bits()
         )
         self.quantized_module_ = ptq.quantize(self._calibration_inputs)
+        self.clear_outputs_ = self._clear_outputs()
         return self
 
+    def _input_encoder(self) -> Optional[Any]:
+        """The client-side encoder of validated inputs before quantization and encryption: an
+        object with ``encode(X)`` and plain-data ``to_dict()`` (see ``deployment.codec``), or
+        None when the torch module takes the inputs as they are."""
+        return None
+
     def _encode_inputs(self, X: np.ndarray) -> np.ndarray:
-        """Client-side encoding of validated inputs before quantization and encryption
-        (identity by default; the torch module takes the encoded inputs)."""
-        return X
+        """``X`` through the input encoder (the torch module takes the encoded inputs)."""
+        encoder = self._input_encoder()
+        return X if encoder is None else encoder.encode(X)
 
     def _after_float_fit(self, X: np.ndarray, y: np.ndarray) -> None:
         """Expose the float model's public fitted attributes (``classes_``, ``coef_``,
@@ -165,6 +178,8 @@ class FHEModelMixin(ABC):
         X: Optional[Any] = None,
         configuration: Optional[concrete_fhe.Configuration] = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        p_error: Optional[float] = None,
+        global_p_error: Optional[float] = None,
     ) -> "FHEModelMixin":
         """Compile the quantized model into an FHE circuit.
 
@@ -174,9 +189,15 @@ class FHEModelMixin(ABC):
             Representative inputs fixing the circuit's bit widths; defaults to the training
             data kept from ``fit``.
         configuration : concrete.fhe.Configuration, optional
-            Concrete's configuration (e.g. an insecure key cache for tests).
+            Concrete's configuration (e.g. an insecure key cache for tests); by default
+            ``sklearn_fhe.fhe.compile.default_configuration()``.
         batch_size : int, default=16
-            Rows per encrypted circuit call.
+            Rows of the largest encrypted circuit call; the circuit also takes 1, 4... rows, so
+            a small request pays for its own rows only.
+        p_error, global_p_error : float, optional
+            Error probability of each table lookup, or of any lookup in one circuit call
+            (concrete's default: ``global_p_error=1e-5``). Encrypted results equal
+            ``fhe="disable"`` unless a lookup errs (then by one step of its output grid).
 
         Returns
         -------
@@ -188,11 +209,11 @@ class FHEModelMixin(ABC):
         if X is not None:
             X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
             inputs = self._encode_inputs(X)
-        self.quantized_module_.compile(inputs, configuration, batch_size)
+        self.quantized_module_.compile(inputs, configuration, batch_size, p_error, global_p_error)
         return self
 
     @property
-    def fhe_circuit(self) -> Optional[concrete_fhe.Circuit]:
+    def fhe_circuit(self) -> Optional[BatchedCircuit]:
         """The compiled circuit (None before ``compile`` or the first encrypted predict)."""
         module = getattr(self, "quantized_module_", None)
         return None if module is None else module.fhe_circuit
@@ -222,6 +243,11 @@ class FHEModelMixin(ABC):
         if mode is not FheMode.DISABLE and self.quantized_module_.fhe_circuit is None:
             self.compile()
         return self.quantized_module_.forward(self._encode_inputs(X), fhe=mode)
+
+    def _clear_output(self, method: str, X: Any, fhe: Union[bool, str]) -> np.ndarray:
+        """``clear_outputs_.<method>`` (predict, predict_proba...) of the model's raw output."""
+        raw = self._quantized_output(X, fhe)  # checks the model is fitted first
+        return getattr(self.clear_outputs_, method)(raw)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -11,16 +11,17 @@ sets both explicitly.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
-from scipy.special import expit, softmax
 from sklearn import linear_model, svm
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .base import FHEModelMixin, wrap_init
+from .clear_outputs import ClearOutputs
+from .errors import UnsupportedModelError
 from .quantization.n_bits import NBits
 from .torch.linear import LinearTorchModule
 
@@ -72,6 +73,13 @@ class FHELinearModelMixin(FHEModelMixin):
 class FHELinearClassifierMixin(FHELinearModelMixin):
     """Decision values from the circuit; class choice and probabilities in the clear."""
 
+    #: how decision values become probabilities (None: no predict_proba)
+    _probabilities: Optional[str] = None
+
+    def _clear_outputs(self) -> ClearOutputs:
+        return ClearOutputs(classes=self.classes_, probabilities=self._probabilities,
+                            has_decision_function=True)
+
     def decision_function(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Confidence scores per class (1-D for binary problems).
 
@@ -81,29 +89,21 @@ class FHELinearClassifierMixin(FHELinearModelMixin):
         fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
             Clear integers, simulated circuit, or encrypted execution.
         """
-        scores = self._quantized_output(X, fhe)
-        return scores[:, 0] if scores.shape[1] == 1 else scores
+        return self._clear_output("decision_function", X, fhe)
 
     def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Predicted class labels (see ``decision_function`` for ``fhe``)."""
-        scores = self.decision_function(X, fhe)
-        index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
-        return self.classes_[index]
-
-    def _ovr_probabilities(self, probabilities: np.ndarray) -> np.ndarray:
-        """One-vs-rest probabilities, normalized like liblinear (binary: [1 - p, p])."""
-        if probabilities.ndim == 1:
-            return np.stack([1 - probabilities, probabilities], axis=1)
-        total = probabilities.sum(axis=1, keepdims=True)
-        uniform = np.full_like(probabilities, 1.0 / probabilities.shape[1])
-        return np.where(total > 0, probabilities / np.where(total > 0, total, 1), uniform)
+        return self._clear_output("predict", X, fhe)
 
 
 class FHELinearRegressorMixin(FHELinearModelMixin):
     """Linear predictor from the circuit; the inverse link (GLMs) in the clear."""
 
-    def _inverse_link(self, linear_predictor: np.ndarray) -> np.ndarray:
-        return linear_predictor
+    def _inverse_link(self) -> str:
+        return "identity"
+
+    def _clear_outputs(self) -> ClearOutputs:
+        return ClearOutputs(squeeze=np.ndim(self.coef_) == 1, inverse_link=self._inverse_link())
 
     def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Predicted targets.
@@ -114,17 +114,21 @@ class FHELinearRegressorMixin(FHELinearModelMixin):
         fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
             Clear integers, simulated circuit, or encrypted execution.
         """
-        output = self._quantized_output(X, fhe)
-        if np.ndim(self.coef_) == 1:
-            output = output[:, 0]
-        return self._inverse_link(output)
+        return self._clear_output("predict", X, fhe)
 
 
 class FHEGLMRegressorMixin(FHELinearRegressorMixin):
     """Generalized linear models: the fitted model's own inverse link, after decryption."""
 
-    def _inverse_link(self, linear_predictor: np.ndarray) -> np.ndarray:
-        return self.sklearn_model_._base_loss.link.inverse(linear_predictor)
+    def _inverse_link(self) -> str:
+        link = type(self.sklearn_model_._base_loss.link).__name__
+        if link not in _INVERSE_LINKS:
+            raise UnsupportedModelError(f"{type(self).__name__}: the {link} is not supported.")
+        return _INVERSE_LINKS[link]
+
+
+#: scikit-learn's link classes → the inverse link applied after decryption
+_INVERSE_LINKS = {"IdentityLink": "identity", "LogLink": "exp"}
 
 
 def _document(cls: type) -> type:
@@ -149,15 +153,15 @@ class FHELogisticRegression(ClassifierMixin, FHELinearClassifierMixin, BaseEstim
     """
 
     _float_class = linear_model.LogisticRegression
+    _probabilities = "logistic"
 
     def predict_proba(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Class probabilities: sigmoid (binary) or softmax of the decrypted scores."""
-        scores = self.decision_function(X, fhe)
-        return self._ovr_probabilities(expit(scores)) if scores.ndim == 1 else softmax(scores, 1)
+        return self._clear_output("predict_proba", X, fhe)
 
     def predict_log_proba(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Logarithm of ``predict_proba``."""
-        return np.log(self.predict_proba(X, fhe))
+        return self._clear_output("predict_log_proba", X, fhe)
 
 
 def _has_probabilistic_loss(estimator: Any) -> bool:
@@ -172,18 +176,19 @@ class FHESGDClassifier(ClassifierMixin, FHELinearClassifierMixin, BaseEstimator)
 
     _float_class = linear_model.SGDClassifier
 
+    @property
+    def _probabilities(self) -> Optional[str]:
+        return {"log_loss": "ovr_logistic", "modified_huber": "ovr_modified_huber"}.get(self.loss)
+
     @available_if(_has_probabilistic_loss)
     def predict_proba(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Probabilities for ``loss="log_loss"`` or ``"modified_huber"`` (as scikit-learn)."""
-        scores = self.decision_function(X, fhe)
-        if self.loss == "log_loss":
-            return self._ovr_probabilities(expit(scores))
-        return self._ovr_probabilities((np.clip(scores, -1, 1) + 1) / 2)
+        return self._clear_output("predict_proba", X, fhe)
 
     @available_if(_has_probabilistic_loss)
     def predict_log_proba(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Logarithm of ``predict_proba``."""
-        return np.log(self.predict_proba(X, fhe))
+        return self._clear_output("predict_log_proba", X, fhe)
 
 
 @_document

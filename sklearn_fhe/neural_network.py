@@ -25,7 +25,6 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
-from scipy.special import softmax
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -34,6 +33,7 @@ from skorch.callbacks import LRScheduler
 from torch import nn
 
 from .base import MAX_CALIBRATION_ROWS, FHEModelMixin
+from .clear_outputs import ClearOutputs
 from .quantization.n_bits import NBits
 from .torch.modules import FHEMLP
 from .torch.qat import _QuantWeightMixin, calibrate_accumulators
@@ -449,20 +449,20 @@ class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
         """
         if self._fitting_float:
             return NeuralNetClassifier.predict_proba(self, X)
-        return softmax(self._quantized_output(X, fhe).astype(np.float64), axis=1)
+        return self._clear_output("predict_proba", X, fhe)
 
     def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Predicted class labels (see ``predict_proba`` for ``fhe``)."""
         if self._fitting_float:
             return NeuralNetClassifier.predict(self, X)
-        index = np.argmax(self._quantized_output(X, fhe), axis=1)
-        return self.classes_[index]
+        return self._clear_output("predict", X, fhe)
 
     def predict_log_proba(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Logarithm of ``predict_proba``."""
-        from scipy.special import log_softmax
+        return self._clear_output("predict_log_proba", X, fhe)
 
-        return log_softmax(self._quantized_output(X, fhe).astype(np.float64), axis=1)
+    def _clear_outputs(self) -> ClearOutputs:
+        return ClearOutputs(classes=self.classes_, probabilities="softmax")
 
 
 @_document(
@@ -545,9 +545,10 @@ class FHENeuralNetRegressor(FHENeuralNetMixin, NeuralNetRegressor):
         """
         if self._fitting_float:
             return NeuralNetRegressor.predict(self, X)
-        output = self._quantized_output(X, fhe).astype(np.float64)
-        output = output * self.y_scale_ + self.y_mean_
-        return output[:, 0] if self._y_ndim == 1 else output
+        return self._clear_output("predict", X, fhe)
+
+    def _clear_outputs(self) -> ClearOutputs:
+        return ClearOutputs(scale=self.y_scale_, offset=self.y_mean_, squeeze=self._y_ndim == 1)
 
     @available_if(lambda self: False)
     def predict_proba(self, X):  # pragma: no cover

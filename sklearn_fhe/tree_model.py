@@ -15,6 +15,7 @@ from typing import Any, Union
 import numpy as np
 
 from .base import FHEModelMixin
+from .clear_outputs import ClearOutputs
 from .quantization.n_bits import NBits
 from .quantization.thermometer import QuantileThermometer
 from .torch.thermometer_trees import (
@@ -78,10 +79,13 @@ class FHETreeModelMixin(FHEModelMixin):
         folded, shift = center_leaf_values(folded)
         # what left the circuit (folded trees, per-tree centres) is added back in the clear
         extra = folded.constant_output - tensors.constant_output + shift
-        self.post_processing_ = replace(post, base_prediction=post.base_prediction + extra)
+        self.post_processing_ = replace(post, offset=post.offset + extra)
         module = ThermometerTreeEnsemble(folded, self.thermometer_.n_levels)
         self.used_features_ = module.used_features
         return module
+
+    def _clear_outputs(self) -> ClearOutputs:
+        return self.post_processing_
 
     def _encode_inputs(self, X: np.ndarray) -> np.ndarray:
         return self.thermometer_.encode(X, self.used_features_)
@@ -108,13 +112,11 @@ class FHETreeClassifierMixin(FHETreeModelMixin):
         fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
             Clear integers, simulated circuit, or encrypted execution.
         """
-        raw = self._quantized_output(X, fhe)  # checks the model is fitted first
-        return self.post_processing_.predict_proba(raw)
+        return self._clear_output("predict_proba", X, fhe)
 
     def predict(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
         """Predicted classes (see ``predict_proba`` for ``fhe``)."""
-        raw = self._quantized_output(X, fhe)  # checks the model is fitted first
-        return self.post_processing_.predict(raw)
+        return self._clear_output("predict", X, fhe)
 
 
 class FHETreeRegressorMixin(FHETreeModelMixin):
@@ -129,5 +131,4 @@ class FHETreeRegressorMixin(FHETreeModelMixin):
         fhe : {False, "disable", "simulate", True, "execute"}, default="disable"
             Clear integers, simulated circuit, or encrypted execution.
         """
-        raw = self._quantized_output(X, fhe)  # checks the model is fitted first
-        return self.post_processing_.predict(raw)
+        return self._clear_output("predict", X, fhe)

@@ -11,18 +11,20 @@ from concrete import fhe
 from sklearn.datasets import load_digits
 from torch import nn
 
+from sklearn_fhe.fhe.compile import default_configuration
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def fhe_configuration() -> fhe.Configuration:
-    """Concrete configuration with the insecure key cache in ``<repo>/.fhe_keys`` (gitignored):
-    the first key generation of a circuit is slow, later runs read the cached keys."""
-    return fhe.Configuration(
+    """Our default configuration (compressed ciphertexts and keys) with the insecure key cache
+    in ``<repo>/.fhe_keys`` (gitignored): the first key generation of a circuit is slow, later
+    runs read the cached keys."""
+    return default_configuration(
         use_insecure_key_cache=True,
         insecure_key_cache_location=str(REPO / ".fhe_keys"),
         enable_unsafe_features=True,
-        show_progress=False,
     )
 
 

@@ -9,12 +9,8 @@ import numpy as np
 from concrete import fhe
 from concrete.fhe.tracing import Tracer
 
-from ..fhe.compile import (
-    DEFAULT_BATCH_SIZE,
-    circuit_statistics,
-    compile_integer_function,
-    run_in_batches,
-)
+from ..fhe.batched_circuit import BatchedCircuit
+from ..fhe.compile import DEFAULT_BATCH_SIZE, compile_integer_function
 from ..fhe.modes import FheMode
 from .n_bits import NBits
 from .quantizers import UniformQuantizer
@@ -89,8 +85,9 @@ class QuantizedModule:
         One per model output (client side, after decryption).
     lookups : list of LookupReport
         The table lookups of the circuit, with their bit widths.
-    fhe_circuit : concrete.fhe.Circuit or None
-        The compiled circuit, after ``compile``.
+    fhe_circuit : BatchedCircuit or None
+        The compiled circuit (a concrete module with one function per batch shape, one key
+        set), after ``compile``.
     """
 
     def __init__(
@@ -112,8 +109,9 @@ class QuantizedModule:
         self.lookups = list(lookups)
         self.n_bits = n_bits
         self._circuit_outputs = list(dict.fromkeys(o.source for o in output_dequantizations))
-        self.fhe_circuit: Optional[fhe.Circuit] = None
+        self.fhe_circuit: Optional[BatchedCircuit] = None
         self.batch_size = DEFAULT_BATCH_SIZE
+        self.input_shape: Optional[tuple] = None  # of one row, known once compiled
 
     # -- the three stages ----------------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
@@ -151,7 +149,7 @@ class QuantizedModule:
             return self._forward(np.asarray(q, dtype=np.int64))
         circuit = self._require_circuit()
         run = circuit.simulate if mode is FheMode.SIMULATE else circuit.encrypt_run_decrypt
-        return run_in_batches(run, np.asarray(q, dtype=np.int64), self.batch_size)
+        return run(q)
 
     def forward(self, x: np.ndarray, fhe: Union[bool, str] = "disable") -> Any:
         """Float inputs → float outputs through the integer model.
@@ -174,8 +172,14 @@ class QuantizedModule:
         inputset: np.ndarray,
         configuration: Optional[fhe.Configuration] = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> fhe.Circuit:
-        """Compile ``_forward`` into an FHE circuit taking ``batch_size`` rows per call.
+        p_error: Optional[float] = None,
+        global_p_error: Optional[float] = None,
+    ) -> BatchedCircuit:
+        """Compile ``_forward`` into an FHE circuit taking up to ``batch_size`` rows per call.
+
+        The circuit holds one function per batch shape (1, 4, 16... rows, up to ``batch_size``),
+        sharing one key set: a request of ``n`` rows runs full batches, then the cheapest shapes
+        for the rest, so a one-row request pays for one row.
 
         Parameters
         ----------
@@ -183,18 +187,25 @@ class QuantizedModule:
             Representative float inputs (the calibration set is a good choice); they fix the
             bit width of every integer of the circuit.
         configuration : concrete.fhe.Configuration, optional
-            Concrete's configuration (e.g. an insecure key cache for tests).
+            Concrete's configuration; default ``sklearn_fhe.fhe.compile.default_configuration()``
+            (compressed input ciphertexts and evaluation keys).
         batch_size : int, default=16
-            Rows per circuit call; predictions on more rows use several calls, fewer are padded.
+            Rows of the largest circuit call.
+        p_error, global_p_error : float, optional
+            Error probability of each table lookup, or of any lookup in one circuit call
+            (concrete's default: ``global_p_error=1e-5``). A lookup that errs is off by one step
+            of its output grid, so encrypted results equal ``fhe="disable"`` with at least this
+            probability; 2**-40 per lookup is the reference library's default.
         """
         inputset = np.asarray(inputset)
         if inputset.ndim == 0 or inputset.shape[0] == 0:
             raise ValueError("The compilation inputset is empty: give at least one row.")
-        self.batch_size = int(batch_size)
+        self.input_shape = tuple(inputset.shape[1:])
         self.fhe_circuit = compile_integer_function(
-            self._forward, self.quantize_input(inputset), self.batch_size, configuration,
-            context=self._widest_lookup(),
+            self._forward, self.quantize_input(inputset), batch_size, configuration,
+            context=self._widest_lookup(), p_error=p_error, global_p_error=global_p_error,
         )
+        self.batch_size = self.fhe_circuit.batch_size
         return self.fhe_circuit
 
     def _widest_lookup(self) -> str:
@@ -208,13 +219,14 @@ class QuantizedModule:
             f"({widest.input_bits} bits{rounded}; {len(self.lookups)} in the circuit)."
         )
 
-    def keygen(self, force: bool = False) -> None:
+    def keygen(self, force: bool = False, seed: Optional[int] = None) -> None:
         """Generate the keys now (otherwise they are made on the first encrypted run)."""
-        self._require_circuit().keygen(force=force)
+        self._require_circuit().keygen(force=force, seed=seed)
 
     def statistics(self) -> dict:
-        """PBS count, max bit width and batch size of the compiled circuit."""
-        return circuit_statistics(self._require_circuit(), self.batch_size)
+        """PBS count (per call of the largest batch shape and per row), max bit width and
+        batch shapes of the compiled circuit."""
+        return self._require_circuit().statistics()
 
     def _require_circuit(self) -> fhe.Circuit:
         if self.fhe_circuit is None:

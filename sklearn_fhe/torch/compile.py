@@ -52,6 +52,8 @@ def compile_onnx_model(
     rounding_threshold_bits: Optional[int] = None,
     configuration: Optional[fhe.Configuration] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    p_error: Optional[float] = None,
+    global_p_error: Optional[float] = None,
 ) -> QuantizedModule:
     """Quantize an ONNX model on ``inputset`` and compile it to an FHE circuit.
 
@@ -69,7 +71,10 @@ def compile_onnx_model(
     configuration : concrete.fhe.Configuration, optional
         Concrete's configuration.
     batch_size : int, default=16
-        Rows per circuit call.
+        Rows of the largest circuit call (the circuit also takes 1, 4... rows).
+    p_error, global_p_error : float, optional
+        Error probability of each table lookup, or of any lookup in one circuit call
+        (concrete's default: ``global_p_error=1e-5``).
 
     Returns
     -------
@@ -77,7 +82,7 @@ def compile_onnx_model(
         With its circuit in ``fhe_circuit``; run it with ``forward(x, fhe="execute")``.
     """
     quantized = quantize_onnx_model(onnx_model, inputset, n_bits, rounding_threshold_bits)
-    quantized.compile(check_inputset(inputset), configuration, batch_size)
+    quantized.compile(check_inputset(inputset), configuration, batch_size, p_error, global_p_error)
     return quantized
 
 
@@ -88,6 +93,8 @@ def compile_torch_model(
     rounding_threshold_bits: Optional[int] = None,
     configuration: Optional[fhe.Configuration] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    p_error: Optional[float] = None,
+    global_p_error: Optional[float] = None,
 ) -> QuantizedModule:
     """Export a torch module to ONNX, quantize it and compile it to an FHE circuit.
 
@@ -111,5 +118,6 @@ def compile_torch_model(
     array = check_inputset(inputset)
     onnx_model = export_torch_to_onnx(module, array[: min(len(array), 8)])
     return compile_onnx_model(
-        onnx_model, array, n_bits, rounding_threshold_bits, configuration, batch_size
+        onnx_model, array, n_bits, rounding_threshold_bits, configuration, batch_size,
+        p_error, global_p_error,
     )

@@ -19,7 +19,7 @@ through a signed intermediate that costs one more bit); this is ``b @ C + leaf_b
 ``C = C_left - C_right`` and ``leaf_bias = C_right.sum(0)``.
 
 ``raw`` is the model output before any non-linearity that can run in the clear after decryption;
-:class:`TreePostProcessing` holds what turns it into ``predict`` / ``predict_proba``:
+:func:`tree_clear_outputs` builds what turns it into ``predict`` / ``predict_proba``:
 
 ================================  ==============================  ======================
 model                             ``raw`` (module output)          post_transform
@@ -35,7 +35,7 @@ XGBRegressor                      margin without base_score        ``"identity"`
 XGBClassifier                     margin without base_score        ``"sigmoid"`` / ``"softmax"``
 ================================  ==============================  ======================
 
-``post.decision_function(raw) = raw + base_prediction``; ``post.predict_proba`` applies the
+``post.scores(raw) = raw + base_prediction``; ``post.predict_proba`` applies the
 transform (binary sigmoid models get the two columns ``[1 - p, p]``); ``post.predict`` maps the
 argmax to ``classes`` (classifiers) or returns the (squeezed) prediction (regressors).
 
@@ -59,11 +59,12 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..clear_outputs import ClearOutputs
 from ..errors import UnsupportedModelError
 
 __all__ = [
     "TreeTensors",
-    "TreePostProcessing",
+    "tree_clear_outputs",
     "GemmTreeEnsemble",
     "tree_model_to_torch",
     "extract_tree_tensors",
@@ -363,62 +364,22 @@ def _stack_trees(
 # ---------------------------------------------------------------------------------------------
 # Clear-side post-processing
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class TreePostProcessing:
+def tree_clear_outputs(
+    post_transform: str, base_prediction: np.ndarray, classes: Optional[np.ndarray]
+) -> ClearOutputs:
     """What turns the module output into the source model's predictions, after decryption.
 
-    Attributes
-    ----------
-    post_transform : {"identity", "sigmoid", "softmax", "exp"}
-        Applied to ``raw + base_prediction``. ``"sigmoid"`` yields the positive-class probability
-        of a binary classifier.
-    base_prediction : ndarray of shape (n_outputs,)
-        Prior / init / base_score margin, plus constant trees.
-    classes : ndarray or None
-        ``classes_`` of a classifier (None for regressors).
-    is_classifier : bool
+    ``post_transform`` ({"identity", "sigmoid", "softmax", "exp"}) is applied to
+    ``raw + base_prediction`` (prior / init / base_score margin, plus constant trees): for a
+    classifier it gives the probabilities (identity: mean leaf probabilities, normalized;
+    sigmoid: the positive class of a binary model), for a regressor the prediction.
     """
-
-    post_transform: str
-    base_prediction: np.ndarray
-    classes: Optional[np.ndarray] = None
-    is_classifier: bool = False
-
-    def decision_function(self, raw: np.ndarray) -> np.ndarray:
-        return np.asarray(raw, dtype=np.float64) + self.base_prediction
-
-    def transform(self, raw: np.ndarray) -> np.ndarray:
-        """``post_transform(raw + base_prediction)``, same shape as ``raw``."""
-        z = self.decision_function(raw)
-        if self.post_transform == "identity":
-            return z
-        if self.post_transform == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-z))
-        if self.post_transform == "softmax":
-            e = np.exp(z - z.max(axis=1, keepdims=True))
-            return e / e.sum(axis=1, keepdims=True)
-        if self.post_transform == "exp":
-            return np.exp(z)
-        raise ValueError(f"Unknown post_transform {self.post_transform!r}.")
-
-    def predict_proba(self, raw: np.ndarray) -> np.ndarray:
-        if not self.is_classifier:
-            raise AttributeError("predict_proba is only available for classifiers.")
-        p = self.transform(raw)
-        if self.post_transform == "identity":
-            # mean leaf probabilities: quantized leaves may not sum to 1 exactly
-            p = np.clip(p, 0.0, None)
-            total = p.sum(axis=1, keepdims=True)
-            p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
-        if p.shape[1] == 1 and self.post_transform == "sigmoid":  # binary: one margin
-            p = np.hstack([1.0 - p, p])
-        return p
-
-    def predict(self, raw: np.ndarray) -> np.ndarray:
-        if self.is_classifier:
-            return self.classes[np.argmax(self.predict_proba(raw), axis=1)]
-        y = self.transform(raw)
-        return y[:, 0] if y.shape[1] == 1 else y
+    offset = np.asarray(base_prediction, dtype=np.float64)
+    if classes is None:
+        return ClearOutputs(offset=offset, inverse_link=post_transform)
+    probabilities = {"identity": "normalized", "sigmoid": "ovr_logistic"}.get(
+        post_transform, post_transform)
+    return ClearOutputs(classes=classes, offset=offset, probabilities=probabilities)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,11 +395,11 @@ class GemmTreeEnsemble(torch.nn.Module):
     Parameters
     ----------
     tensors : TreeTensors
-    post_processing : TreePostProcessing
+    post_processing : ClearOutputs
         Stored as ``self.post_processing``; not part of the graph.
     """
 
-    def __init__(self, tensors: TreeTensors, post_processing: TreePostProcessing):
+    def __init__(self, tensors: TreeTensors, post_processing: ClearOutputs):
         super().__init__()
         self.tensors = tensors
         self.post_processing = post_processing
@@ -568,7 +529,7 @@ _XGB_TRANSFORMS = {
 }
 
 
-def extract_tree_tensors(model) -> Tuple[TreeTensors, TreePostProcessing]:
+def extract_tree_tensors(model) -> Tuple[TreeTensors, ClearOutputs]:
     """Parse a fitted tree model into stacked GEMM tensors and its clear post-processing."""
     from sklearn.base import is_classifier
     from sklearn.ensemble import (
@@ -589,13 +550,13 @@ def extract_tree_tensors(model) -> Tuple[TreeTensors, TreePostProcessing]:
         trees = [_sklearn_tree(model, normalize=classifier)]
         n_out = len(classes) if classifier else 1
         tensors = _stack_trees(trees, n_features, n_out, "<=")
-        post = TreePostProcessing("identity", tensors.constant_output.copy(), classes, classifier)
+        post = tree_clear_outputs("identity", tensors.constant_output.copy(), classes)
     elif isinstance(model, (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)):
         ests = model.estimators_
         trees = [_sklearn_tree(e, normalize=classifier, scale=1.0 / len(ests)) for e in ests]
         n_out = len(classes) if classifier else 1
         tensors = _stack_trees(trees, n_features, n_out, "<=")
-        post = TreePostProcessing("identity", tensors.constant_output.copy(), classes, classifier)
+        post = tree_clear_outputs("identity", tensors.constant_output.copy(), classes)
     elif isinstance(model, (GradientBoostingClassifier, GradientBoostingRegressor)):
         ests = model.estimators_  # (n_estimators, K)
         n_out = ests.shape[1]
@@ -613,7 +574,7 @@ def extract_tree_tensors(model) -> Tuple[TreeTensors, TreePostProcessing]:
         init = init.reshape(1, -1) * factor - (tensors.forward_numpy(probe) + tensors.constant_output)
         if model.init not in (None, "zero"):
             raise UnsupportedModelError("GradientBoosting with a custom `init` estimator is not supported.")
-        post = TreePostProcessing(transform, init.reshape(-1) + tensors.constant_output, classes, classifier)
+        post = tree_clear_outputs(transform, init.reshape(-1) + tensors.constant_output, classes)
     elif type(model).__module__.startswith("xgboost"):
         objective = model.get_xgb_params().get("objective") or ("binary:logistic" if classifier else "reg:squarederror")
         if objective not in _XGB_TRANSFORMS:
@@ -621,7 +582,7 @@ def extract_tree_tensors(model) -> Tuple[TreeTensors, TreePostProcessing]:
         trees, n_out = _xgb_trees(model)
         tensors = _stack_trees(trees, n_features, n_out, "<")
         base = _xgb_base_margin(model, n_features)
-        post = TreePostProcessing(_XGB_TRANSFORMS[objective], base + tensors.constant_output, classes, classifier)
+        post = tree_clear_outputs(_XGB_TRANSFORMS[objective], base + tensors.constant_output, classes)
     else:
         raise UnsupportedModelError(f"Tree model {type(model).__name__} is not supported.")
     return tensors, post
@@ -642,7 +603,7 @@ def tree_model_to_torch(model) -> GemmTreeEnsemble:
     -------
     GemmTreeEnsemble
         ``module(X)`` gives ``raw`` (batch, n_outputs); ``module.post_processing`` (a
-        :class:`TreePostProcessing`) gives ``predict`` / ``predict_proba`` from it, and
+        :class:`~sklearn_fhe.clear_outputs.ClearOutputs`) gives ``predict`` / ``predict_proba`` from it, and
         ``module.tensors`` (a :class:`TreeTensors`) the matrices.
 
     Examples
