@@ -41,7 +41,8 @@ def check_encoding(encoding) -> str:
 
 def comparison_levels(tensors: TreeTensors) -> np.ndarray:
     """The bin ``k`` of each comparison: the test is true exactly when ``q < k``."""
-    thresholds = tensors.thresholds.astype(np.float64)
+    # infinite thresholds (the always-true placeholder of a constant model) on a finite level
+    thresholds = np.clip(tensors.thresholds.astype(np.float64), -2.0**31, 2.0**31)
     if tensors.decision == "<=":
         return (np.floor(thresholds) + 1).astype(np.int64)
     return np.ceil(thresholds).astype(np.int64)
