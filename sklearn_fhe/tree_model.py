@@ -56,7 +56,7 @@ TREE_DOC = """
           reveals which features the model uses, not where it splits them.
 
         Neither reveals the tree structure (which split leads where) nor the leaf values, which
-        stay on the server; both give the same predictions and the same circuit lookups.
+        stay on the server; both give the same predictions and the same table lookups.
 
     Attributes
     ----------

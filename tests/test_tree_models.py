@@ -85,9 +85,14 @@ def test_accuracy_against_reference(name, cancer):
     assert accuracy >= min(reference, 0.93), accuracy
 
 
+# every model with the default encoding; the full thermometer (the same circuit but for the
+# input selection) on the two cheapest
+EXECUTE_CASES = [(name, "thresholds") for name in sorted(REFERENCE_CASES)] + [
+    ("DecisionTree", "thermometer"), ("XGB", "thermometer")]
+
+
 @pytest.mark.execute
-@pytest.mark.parametrize("encoding", ENCODINGS)
-@pytest.mark.parametrize("name", sorted(REFERENCE_CASES))
+@pytest.mark.parametrize("name, encoding", EXECUTE_CASES)
 def test_execute_equals_disable(name, encoding, cancer, fhe_configuration):
     X_train, X_test, y_train, _ = cancer
     make, _ = REFERENCE_CASES[name]
