@@ -39,8 +39,9 @@ TREE_DOC = """
 
     n_bits : int or dict, default=6
         An int ``n``: each feature is binned into ``2**n`` quantile bins (a comparison is one
-        encrypted bit whatever ``n``, so ``n`` costs no server lookups), and leaf values are
-        quantized to ``n`` bits (classifiers: ``min(n, 3)``, enough for their probabilities).
+        encrypted bit whatever ``n``: finer bins cost no server lookups, and upload only with
+        ``encoding="thermometer"``), and leaf values are quantized to ``n`` bits (classifiers:
+        ``min(n, 3)``, enough for their probabilities).
         A dict ``{"inputs": ..., "weights": ...}`` sets bins and leaf bits apart.
     binning : {"quantile", "uniform"}, default="quantile"
         Equal-frequency bins per feature, or the uniform grid of the library's input quantizer.
