@@ -14,7 +14,11 @@ from sklearn.preprocessing import StandardScaler
 import sklearn_fhe
 from sklearn_fhe import ensemble, tree
 from sklearn_fhe.quantization.thermometer import ThermometerBits
-from sklearn_fhe.torch.thermometer_trees import ENCODINGS, comparison_levels
+from sklearn_fhe.torch.thermometer_trees import (
+    ENCODINGS,
+    comparison_levels,
+    comparisons_on_levels,
+)
 from sklearn_fhe.torch.tree_to_torch import extract_tree_tensors
 
 
@@ -67,6 +71,9 @@ def test_simulate_equals_disable_on_test_set(name, encoding, cancer):
     assert np.array_equal(model.predict_proba(X_test, fhe="simulate"), clear)
     # comparisons are input bits: the only lookups are the leaf tests, at a few bits
     assert all(lookup.input_bits <= 4 for lookup in model.quantized_module_.lookups)
+    tensors, _ = extract_tree_tensors(model.sklearn_model_)
+    leaves = comparisons_on_levels(tensors, model.thermometer_.n_levels).n_leaves
+    assert model.quantized_module_.statistics()["pbs_per_row"] == leaves
     # the integer model is the float model trained on the bins (exactly, but for leaf values
     # quantized to 3 bits)
     bins = model.thermometer_.bin_index(X_test)
