@@ -1,10 +1,12 @@
 """The tree-model family on the shared mixin: decision trees, forests, gradient boosting.
 
-Features are binned on the client into ``2**n_bits`` quantile bins and sent as their
-thermometer code; the float model is trained on the bin indices (trees only care about the
-order of values, so nothing but the binning is lost). In the circuit, each comparison is one
-input bit and each leaf one small table lookup; the sum over trees stays in the circuit; the
-base score, sigmoid/softmax and argmax run on the client after decryption.
+Features are binned into ``2**n_bits`` quantile bins and the float model is trained on the bin
+indices (trees only care about the order of values, so nothing but the binning is lost). The
+client sends thermometer bits ``[x_f >= edge]``: by default only those the model's comparisons
+read (``encoding="thresholds"``), or every bit of each used feature (``"thermometer"``). In the
+circuit, each comparison is one input bit and each leaf one small table lookup; the sum over
+trees stays in the circuit; the base score, sigmoid/softmax and argmax run on the client after
+decryption.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import numpy as np
 from .base import FHEModelMixin
 from .clear_outputs import ClearOutputs
 from .quantization.n_bits import NBits
-from .quantization.thermometer import QuantileThermometer
+from .quantization.thermometer import QuantileThermometer, ThermometerBits
 from .torch.thermometer_trees import (
     ThermometerTreeEnsemble,
     center_leaf_values,
-    fold_constant_comparisons,
+    check_encoding,
+    comparisons_on_levels,
+    input_bits,
 )
 from .torch.tree_to_torch import extract_tree_tensors
 
@@ -35,21 +39,38 @@ TREE_DOC = """
     plus:
 
     n_bits : int or dict, default=6
-        An int ``n``: each feature is binned into ``2**n`` quantile bins (sent encrypted as
-        ``2**n - 1`` bits, so ``n`` costs client encryption, not server lookups), and leaf
-        values are quantized to ``n`` bits (classifiers: ``min(n, 3)``, enough for their
-        probabilities). A dict ``{"inputs": ..., "weights": ...}`` sets bins and leaf bits apart.
+        An int ``n``: each feature is binned into ``2**n`` quantile bins (a comparison is one
+        encrypted bit whatever ``n``: finer bins cost no server lookups, and upload only with
+        ``encoding="thermometer"``), and leaf values are quantized to ``n`` bits (classifiers:
+        ``min(n, 3)``, enough for their probabilities).
+        A dict ``{"inputs": ..., "weights": ...}`` sets bins and leaf bits apart.
     binning : {"quantile", "uniform"}, default="quantile"
         Equal-frequency bins per feature, or the uniform grid of the library's input quantizer.
+    encoding : {"thresholds", "thermometer"}, default="thresholds"
+        The encrypted bits ``[x_f >= edge]`` the client sends per row.
+
+        - ``"thresholds"``: one bit per distinct comparison of the model (a ``(feature, bin)``
+          pair tested by any node of any tree): the smallest upload. The client part of a
+          deployed model holds the model's split points (on the bin grid) and so reveals them,
+          with the features used and how many distinct splits each has.
+        - ``"thermometer"``: every bit of every used feature, ``2**n - 1`` per feature, whatever
+          the trees test. The client part holds the bin grid of the used features and so
+          reveals which features the model uses, not where it splits them.
+
+        Neither reveals the tree structure (which split leads where) nor the leaf values, which
+        stay on the server; both give the same predictions and the same table lookups.
 
     Attributes
     ----------
     sklearn_model_ : estimator
         The float model, trained on bin indices.
     thermometer_ : QuantileThermometer
-        The per-feature bins (client side).
+        The per-feature bins.
+    input_bits_ : ThermometerBits
+        The client's encoder: feature and edge of each encrypted bit (``input_bits_.n_bits``
+        values per row). Plain arrays: ``input_bits_.to_dict()``.
     used_features_ : numpy.ndarray
-        The features the trees test (only they are encrypted and sent).
+        The features the trees test (only their bits are sent).
     onnx_model_, quantized_module_ :
         The inference graph and its integer-only version.
 """
@@ -58,7 +79,7 @@ TREE_DOC = """
 class FHETreeModelMixin(FHEModelMixin):
     """Shared fit / encoding / post-processing of tree models."""
 
-    _fhe_parameters = {"n_bits": 6, "binning": "quantile"}
+    _fhe_parameters = {"n_bits": 6, "binning": "quantile", "encoding": "thresholds"}
     _leaf_bits_cap = None  # classifiers cap leaf bits (see CLASSIFIER_LEAF_BITS)
 
     def _n_bits(self) -> NBits:
@@ -69,26 +90,28 @@ class FHETreeModelMixin(FHEModelMixin):
         return NBits.parse({"inputs": n_bits.inputs, "weights": max(leaf_bits, 2)})
 
     def _fit_float_model(self, X: np.ndarray, y: np.ndarray, **fit_params: Any) -> Any:
+        check_encoding(self.encoding)  # before any training
         self.thermometer_ = QuantileThermometer(self._n_bits().inputs, self.binning).fit(X)
         bins = self.thermometer_.bin_index(X)
         return self._float_class(**self._float_params()).fit(bins, y, **fit_params)
 
     def _torch_module(self) -> ThermometerTreeEnsemble:
         tensors, post = extract_tree_tensors(self.sklearn_model_)
-        folded = fold_constant_comparisons(tensors, self.thermometer_.n_levels)
-        folded, shift = center_leaf_values(folded)
+        n_levels = self.thermometer_.n_levels
+        folded, shift = center_leaf_values(comparisons_on_levels(tensors, n_levels))
         # what left the circuit (folded trees, per-tree centres) is added back in the clear
         extra = folded.constant_output - tensors.constant_output + shift
         self.post_processing_ = replace(post, offset=post.offset + extra)
-        module = ThermometerTreeEnsemble(folded, self.thermometer_.n_levels)
-        self.used_features_ = module.used_features
-        return module
+        features, levels = input_bits(folded, n_levels, self.encoding)
+        self.input_bits_ = self.thermometer_.bits(features, levels)
+        self.used_features_ = np.unique(features)
+        return ThermometerTreeEnsemble(folded, features, levels)
 
     def _clear_outputs(self) -> ClearOutputs:
         return self.post_processing_
 
-    def _encode_inputs(self, X: np.ndarray) -> np.ndarray:
-        return self.thermometer_.encode(X, self.used_features_)
+    def _input_encoder(self) -> ThermometerBits:
+        return self.input_bits_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
