@@ -14,6 +14,7 @@ from concrete import fhe
 
 from ..fhe.batch_plan import Call, plan_calls
 from ..fhe.batched_circuit import concatenate, function_name, padded_rows, unpad
+from ..fhe.runtime import ClientRuntime
 from .client_model import ClientModel
 from .errors import ArtifactError, PayloadError
 from .manifest import CLIENT_FILES, MANIFEST, read_manifest
@@ -56,6 +57,7 @@ class Client:
         except RuntimeError as error:
             raise ArtifactError(f"The client part's client.specs is unreadable: {error}") from error
         self._client = fhe.Client(specs)
+        self._runtime = ClientRuntime(self._client)
         self._sizes = tuple(sorted(self.functions.values()))
 
     @classmethod
@@ -95,7 +97,7 @@ class Client:
         blobs = []
         for call in plan_calls(q.shape[0], self._sizes):
             name = function_name(call.size)
-            value = self._client.encrypt(padded_rows(q, call), function_name=name)
+            value = self._runtime.encrypt(name, padded_rows(q, call))
             blobs.append(Blob(value.serialize(), name, call.n_rows))
         return pack(Message("inputs", self.fingerprint, blobs))
 
@@ -107,7 +109,7 @@ class Client:
         for blob in message.blobs:
             try:
                 value = fhe.Value.deserialize(blob.data)
-                decrypted = self._client.decrypt(value, function_name=blob.function)
+                decrypted = self._runtime.decrypt(blob.function, (value,))
             except RuntimeError as error:
                 raise PayloadError(f"A result is not a ciphertext of this model: {error}") from error
             parts.append(unpad(decrypted, Call(0, blob.rows, self.functions[blob.function])))

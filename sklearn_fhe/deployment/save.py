@@ -47,6 +47,9 @@ def save(model: Any, path: Union[str, Path], input_shape: Optional[tuple] = None
     >>> save(fitted_estimator, "model_dir")                         # doctest: +SKIP
     """
     client_model, module = _client_model(model, input_shape)
+    if len(module.output_dequantizations) != 1:
+        raise ValueError(f"The model has {len(module.output_dequantizations)} outputs; saving "
+                         "for deployment supports models with one output tensor.")
     circuit = module.fhe_circuit
     path = _prepare(Path(path), overwrite)
     try:

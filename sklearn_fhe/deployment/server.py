@@ -12,6 +12,7 @@ from typing import Union
 
 from concrete import fhe
 
+from ..fhe.runtime import ServerRuntime
 from .errors import ArtifactError, PayloadError
 from .manifest import SERVER_FILES, read_manifest
 from .payload import Blob, Message, pack, unpack
@@ -49,6 +50,7 @@ class Server:
             self._server = fhe.Server.load(path / "server" / "server.zip")
         except Exception as error:  # a corrupt zip or library: concrete's own exceptions
             raise ArtifactError(f"The server part cannot be loaded: {error}") from error
+        self._runtime = ServerRuntime(self._server)
 
     def load_keys(self, keys: bytes) -> fhe.EvaluationKeys:
         """A client's evaluation keys (bytes from ``Client.evaluation_keys``), checked and
@@ -83,7 +85,7 @@ class Server:
     def _run_one(self, blob: Blob, keys: fhe.EvaluationKeys) -> bytes:
         try:
             value = fhe.Value.deserialize(blob.data)
-            result = self._server.run(value, evaluation_keys=keys, function_name=blob.function)
+            (result,) = self._runtime.run(blob.function, value, keys)
         except RuntimeError as error:
             raise PayloadError(
                 f"A ciphertext is not a valid input of {blob.function} for this model: {error}"

@@ -15,6 +15,7 @@ from concrete import fhe
 
 from .arrays import circuit_array
 from .batch_plan import Call, plan_calls
+from .runtime import ClientRuntime, ServerRuntime
 
 Output = Union[np.ndarray, tuple]
 
@@ -99,7 +100,22 @@ class BatchedCircuit:
     def encrypt_run_decrypt(self, q: np.ndarray) -> Output:
         """Encrypt ``q`` batch by batch, run on ciphertexts, decrypt (keys made on first use)."""
         self.keygen()
-        return self._run_planned(q, lambda function, rows: function.encrypt_run_decrypt(rows))
+        client, server = self._runtimes()
+        keys = client.client.evaluation_keys
+
+        def run(function, rows):
+            name = function.name
+            return client.decrypt(name, server.run(name, client.encrypt(name, rows), keys))
+
+        return self._run_planned(q, run)
+
+    def _runtimes(self) -> tuple[ClientRuntime, ServerRuntime]:
+        """The module's client and server, with their programs built once."""
+        if getattr(self, "_client_runtime", None) is None:
+            execution = self.module.execution_runtime.val
+            self._client_runtime = ClientRuntime(execution.client)
+            self._server_runtime = ServerRuntime(execution.server)
+        return self._client_runtime, self._server_runtime
 
     def keygen(self, force: bool = False, seed: Optional[int] = None) -> None:
         """Generate the key set once (or again with ``force``); thread-safe."""
