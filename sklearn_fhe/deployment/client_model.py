@@ -104,11 +104,13 @@ class ClientModel:
     def _fitted_inputs(self) -> BaseEstimator:
         """A stand-in with the estimator's name and fitted input attributes, so that inputs are
         checked (and errors worded) exactly as the estimator's own ``predict`` does."""
-        stand_in = type(self.estimator, (BaseEstimator,), {})()
-        stand_in.n_features_in_ = self.input_shape[0]
-        if self.feature_names is not None:
-            stand_in.feature_names_in_ = self.feature_names
-        return stand_in
+        if getattr(self, "_stand_in", None) is None:
+            stand_in = type(self.estimator, (BaseEstimator,), {})()
+            stand_in.n_features_in_ = self.input_shape[0]
+            if self.feature_names is not None:
+                stand_in.feature_names_in_ = self.feature_names
+            self._stand_in = stand_in
+        return self._stand_in
 
     # -- saving ----------------------------------------------------------------------------
     def to_json(self) -> dict:
