@@ -98,11 +98,11 @@ def qat_accumulator_bits(module: nn.Module) -> Optional[int]:
 _COMMON_DOC = """
     Every parameter of skorch's estimator named above is accepted with its meaning; the defaults
     differ where noted. Parameters of the module are skorch's ``module__<name>`` (for the default
-    :class:`~sklearn_fhe.torch.modules.FHEMLP`: ``module__hidden_layer_sizes`` (default (32,)),
+    :class:`~sklearn_fhe.torch.modules.FHEMLP`: ``module__hidden_layer_sizes`` (default (16,)),
     ``module__activation`` (torch.nn.ReLU), ``module__n_w_bits`` (3, weights),
-    ``module__n_a_bits`` (2, hidden activations), ``module__n_input_bits`` (3, inputs),
+    ``module__n_a_bits`` (3, hidden activations), ``module__n_input_bits`` (3, inputs),
     ``module__n_accum_bits`` (5, the accumulators' rounded width, i.e. the table lookups' input
-    width), ``module__n_output_bits`` (2, output weights)). ``n_inputs`` / ``n_outputs`` are set
+    width), ``module__n_output_bits`` (3, output weights)). ``n_inputs`` / ``n_outputs`` are set
     from the training data for any module whose constructor takes them. They can be
     grid-searched like any parameter, e.g. ``{{"clf__module__n_w_bits": [2, 3]}}`` in a Pipeline.
 
