@@ -28,13 +28,17 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import LRScheduler
 from torch import nn
 
 from .base import MAX_CALIBRATION_ROWS, FHEModelMixin
 from .clear_outputs import ClearOutputs
+from .onnx.export import export_torch_to_onnx
+from .onnx.numpy_module import NumpyModule
 from .quantization.n_bits import NBits
+from .quantization.post_training import PostTrainingQuantization
 from .torch.modules import FHEMLP
 from .torch.qat import _QuantWeightMixin, calibrate_accumulators
 
@@ -98,11 +102,11 @@ def qat_accumulator_bits(module: nn.Module) -> Optional[int]:
 _COMMON_DOC = """
     Every parameter of skorch's estimator named above is accepted with its meaning; the defaults
     differ where noted. Parameters of the module are skorch's ``module__<name>`` (for the default
-    :class:`~sklearn_fhe.torch.modules.FHEMLP`: ``module__hidden_layer_sizes`` (default (32,)),
+    :class:`~sklearn_fhe.torch.modules.FHEMLP`: ``module__hidden_layer_sizes`` (default (16,)),
     ``module__activation`` (torch.nn.ReLU), ``module__n_w_bits`` (3, weights),
-    ``module__n_a_bits`` (2, hidden activations), ``module__n_input_bits`` (3, inputs),
+    ``module__n_a_bits`` (3, hidden activations), ``module__n_input_bits`` (3, inputs),
     ``module__n_accum_bits`` (5, the accumulators' rounded width, i.e. the table lookups' input
-    width), ``module__n_output_bits`` (2, output weights)). ``n_inputs`` / ``n_outputs`` are set
+    width), ``module__n_output_bits`` (3, output weights)). ``n_inputs`` / ``n_outputs`` are set
     from the training data for any module whose constructor takes them. They can be
     grid-searched like any parameter, e.g. ``{{"clf__module__n_w_bits": [2, 3]}}`` in a Pipeline.
 
@@ -172,6 +176,8 @@ class FHENeuralNetMixin(FHEModelMixin):
     #: True while skorch trains the float model: predictions then come from the float module
     #: (skorch's own scoring of a validation split calls predict during training).
     _fitting_float = False
+    #: True inside a partial_fit that continues training: labels and target scaling are kept.
+    _continue_training = False
 
     # skorch's ``compile`` parameter (torch.compile) is not offered: ``compile`` is the FHE
     # compilation of every sklearn_fhe estimator, and the ONNX export traces the plain module.
@@ -242,10 +248,95 @@ class FHENeuralNetMixin(FHEModelMixin):
             ),
         }
 
-    @available_if(lambda self: False)
-    def partial_fit(self, X, y=None, classes=None, **fit_params):  # pragma: no cover
-        """Not offered: the quantized model is calibrated on the whole training set in ``fit``
-        (use ``warm_start=True`` and ``fit`` to continue training)."""
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, **fit_params: Any):
+        """Train ``max_epochs`` more epochs on ``(X, y)``, then quantize the network again.
+
+        The first call is ``fit`` (``classes``, for a classifier, fixes the labels when a
+        batch may miss some); later calls continue from the trained weights, with the labels
+        and, for a regressor, the target standardization of the first call, and calibrate the
+        quantized model on ``X`` (keep batches representative of the data to predict).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        classes : array-like, optional
+            Every class label (classifiers, first call); as skorch's ``classes`` parameter.
+        **fit_params : dict
+            Passed to skorch's training loop.
+
+        Returns
+        -------
+        self : object
+        """
+        if classes is not None and not self.__sklearn_is_fitted__():
+            self._partial_fit_classes = np.asarray(classes)
+        if self.__sklearn_is_fitted__():
+            validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        self._continue_training = self.__sklearn_is_fitted__()
+        try:
+            return self.fit(X, y, **fit_params)
+        finally:
+            self._continue_training = False
+            vars(self).pop("_partial_fit_classes", None)
+
+    def load_params(self, *args: Any, **kwargs: Any) -> None:
+        """skorch's ``load_params``; a fitted net then quantizes the loaded weights again, on
+        its calibration rows, so ``predict`` in every ``fhe`` mode uses them.
+
+        A net never fitted has no calibration rows: fit it on the training data first (any
+        ``max_epochs``), then load the parameters.
+        """
+        super().load_params(*args, **kwargs)
+        if self.__sklearn_is_fitted__():
+            self._quantize_module()
+
+    def initialize_module(self):
+        """skorch's ``initialize_module``, with a clear error when the module's shape is not
+        known yet (``fit`` sets it from the data)."""
+        missing = self._missing_shape_arguments()
+        if missing:
+            raise ValueError(
+                f"{self.module.__name__} needs {' and '.join(missing)}, which fit takes from the "
+                "training data: call fit first, or pass "
+                + ", ".join(f"module__{name}=..." for name in missing)
+                + " to initialize the net before fitting (e.g. to load_params into it)."
+            )
+        return super().initialize_module()
+
+    def _missing_shape_arguments(self) -> list:
+        if not isinstance(self.module, type) or getattr(self, "_module_shape", None):
+            return []
+        given = super().get_params_for("module")
+        required = inspect.signature(self.module).parameters
+        return [name for name in _SHAPE_ARGUMENTS if name in required and name not in given
+                and required[name].default is inspect.Parameter.empty]
+
+    def _check_validation_split(self) -> None:
+        """Callbacks reading validation scores need skorch's validation split."""
+        if self.train_split is not None:
+            return
+        for name, callback in self.callbacks_:
+            monitor = getattr(callback, "monitor", None)
+            if isinstance(monitor, str) and monitor.startswith("valid"):
+                raise ValueError(
+                    f"Callback {name!r} monitors {monitor!r}, which is recorded only with a "
+                    "validation split, and train_split=None trains on all the data. Pass "
+                    "train_split=skorch.dataset.ValidSplit(5) (skorch's default), or make the "
+                    f"callback monitor a training score (e.g. monitor='train_loss')."
+                )
+
+    def _quantize_module(self) -> None:
+        """Quantize the trained module again (after more training or loaded weights), on the
+        calibration rows kept from fit: the same steps as the mixin's fit, from the export."""
+        calibrate_accumulators(self.module_, self._calibration_inputs)
+        self.onnx_model_ = export_torch_to_onnx(
+            self._torch_module(), self._calibration_inputs[:8]
+        )
+        ptq = PostTrainingQuantization(
+            NumpyModule(self.onnx_model_), self._n_bits(), self._rounding_threshold_bits()
+        )
+        self.quantized_module_ = ptq.quantize(self._calibration_inputs)
 
     # -- hooks of the mixin ---------------------------------------------------------------
     def _validate_hyperparameters(self) -> None:
@@ -313,8 +404,10 @@ class FHENeuralNetMixin(FHEModelMixin):
         self.n_outputs_ = n_outputs
         self._module_shape = (X.shape[1], n_outputs)
         with self._torch_fit_context():
-            if not self.warm_start or not self.initialized_:
+            continuing = self.warm_start or self._continue_training
+            if not continuing or not self.initialized_:
                 self.initialize()
+            self._check_validation_split()
             # skorch's fit is "initialize unless warm_start, then partial_fit"; ours hides
             # partial_fit (see there), so call skorch's directly.
             NeuralNet.partial_fit(self, X, targets, **fit_params)
@@ -415,13 +508,17 @@ class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
 
     def _training_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
         check_classification_targets(y)
-        if self.classes is not None:
+        if self._continue_training:
+            classes = self._fitted_classes
+        elif getattr(self, "_partial_fit_classes", None) is not None:
+            classes = self._partial_fit_classes
+        elif self.classes is not None:
             classes = np.asarray(self.classes)
-            unknown = np.setdiff1d(y, classes)
-            if unknown.size:
-                raise ValueError(f"y contains labels {unknown.tolist()} not in classes={classes}.")
         else:
             classes = np.unique(y)
+        unknown = np.setdiff1d(y, classes)
+        if unknown.size:
+            raise ValueError(f"y contains labels {unknown.tolist()} not in classes={classes}.")
         self._fitted_classes = classes
         return np.searchsorted(classes, y).astype(np.int64), len(classes)
 
@@ -525,6 +622,8 @@ class FHENeuralNetRegressor(FHENeuralNetMixin, NeuralNetRegressor):
     def _training_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
         y = np.asarray(y, dtype=np.float64)
         columns = y.reshape(len(y), -1)
+        if self._continue_training:  # the network's outputs keep their meaning
+            return ((columns - self.y_mean_) / self.y_scale_).astype(np.float32), columns.shape[1]
         self.y_mean_ = columns.mean(axis=0)
         scale = columns.std(axis=0)
         self.y_scale_ = np.where(scale > 0, scale, 1.0)

@@ -63,6 +63,15 @@ class PostTrainingQuantization:
     ) -> None:
         self.numpy_module = numpy_module
         self.n_bits = NBits.parse(n_bits)
+        if rounding_threshold_bits is not None and not (
+            isinstance(rounding_threshold_bits, (int, np.integer))
+            and not isinstance(rounding_threshold_bits, bool)
+        ):
+            raise ValueError(
+                f"rounding_threshold_bits must be an int or None here, got "
+                f"{rounding_threshold_bits!r} ('auto' is resolved by compile_torch_model / "
+                "compile_onnx_model, which need the compiler to choose)."
+            )
         if rounding_threshold_bits is not None and not 1 <= int(rounding_threshold_bits) <= 16:
             raise ValueError(
                 f"rounding_threshold_bits={rounding_threshold_bits} must be in [1, 16] or None."
@@ -100,13 +109,16 @@ class PostTrainingQuantization:
             outputs = self._build_node(node, attrs, infos)
             tensors.update(zip(node.output, outputs))
         outputs = [self._output(name, tensors[name]) for name in module.output_names]
-        return QuantizedModule(
+        quantized = QuantizedModule(
             input_quantizations=self._input_quantizations,
             steps=self._steps,
             output_dequantizations=outputs,
             lookups=self._lookups,
             n_bits=self.n_bits,
         )
+        # the rounding the lookups were built with, for the user to read back
+        quantized.rounding_threshold_bits = self.rounding_threshold_bits
+        return quantized
 
     # -- context used by the quantized ops ------------------------------------------------------
     def add(self, op: IntegerOp, sources: list[Encrypted], quantizer: UniformQuantizer) -> Encrypted:

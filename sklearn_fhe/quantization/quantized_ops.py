@@ -131,21 +131,27 @@ class IntegerOp(ABC):
 
 
 class QuantizedGemm(IntegerOp):
-    """``q @ W + offset`` with clear integer weights: Gemm and MatMul by a constant matrix.
+    """``(q - zero_point) @ W`` with clear integer weights: Gemm and MatMul by a constant matrix.
 
-    Input scales (per feature) and zero points are folded into ``W`` and ``offset``; the bias is
-    added at the accumulator's scale, so the result is exact and needs no table lookup.
+    Input scales (per feature) are folded into ``W``; the bias is kept exactly in the output
+    zero point, so the result is exact and needs no table lookup. The integer zero point is
+    subtracted before the product, not folded into an offset after it: concrete encodes an
+    input, the product and everything added to it at one bit width, the widest of them, and
+    ``(q - zp) @ W`` is centred where ``q @ W`` can be a bit wider (e.g. 9 instead of 8 bits for
+    unsigned 3-bit inputs), which would make every later rounding and lookup dearer.
     """
 
     op_type = "Gemm"
 
-    def __init__(self, weights: np.ndarray, offset: np.ndarray, op_type: str = "Gemm") -> None:
+    def __init__(self, weights: np.ndarray, zero_point: np.ndarray, op_type: str = "Gemm") -> None:
         self.weights = weights
-        self.offset = offset
+        self.zero_point = zero_point
         self.op_type = op_type
 
     def __call__(self, q: Any) -> Any:
-        return q @ self.weights + self.offset
+        if np.any(self.zero_point):
+            q = q - self.zero_point
+        return q @ self.weights
 
     @classmethod
     def build(cls, ctx, node, attrs: dict, inputs) -> TensorInfo:
@@ -192,10 +198,10 @@ class QuantizedGemm(IntegerOp):
         # table lookup or after decryption, and the sum is what accumulator rounding sees
         # (as in quantization-aware training).
         integer_zp = np.rint(zero_point)
-        offset = (-integer_zp.astype(np.int64)) @ qweights
         out_zero_point = (zero_point - integer_zp) @ qweights - bias / wscale
         out_quantizer = UniformQuantizer(wscale, out_zero_point)
-        return ctx.add(cls(qweights, offset, op_type), [source], out_quantizer)
+        op = cls(qweights, compress_param(integer_zp.astype(np.int64)), op_type)
+        return ctx.add(op, [source], out_quantizer)
 
 
 class QuantizedConv(IntegerOp):

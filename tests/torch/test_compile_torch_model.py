@@ -65,8 +65,8 @@ def test_torch_tensor_inputset(fhe_configuration) -> None:
 
 # -- errors ------------------------------------------------------------------------------------
 def test_lookup_wider_than_16_bits_raises_before_compiling(monkeypatch) -> None:
-    """8-bit inputs and weights over 64 features accumulate past 16 bits: the ReLU lookup
-    would read them. The error names the op, the width and the knobs, and comes from
+    """8-bit inputs and weights over 64 features accumulate past 16 bits: without rounding
+    (None; the default "auto" rounds them) the ReLU lookup would read them. The error names the op, the width and the knobs, and comes from
     quantization: concrete is never called."""
 
     def no_compilation(*args, **kwargs):
@@ -79,7 +79,7 @@ def test_lookup_wider_than_16_bits_raises_before_compiling(monkeypatch) -> None:
     model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 2))
     x = np.random.default_rng(1).uniform(0, 1, size=(100, 64)).astype(np.float32)
     with pytest.raises(BitWidthError) as info:
-        compile_torch_model(model, x, n_bits=8)
+        compile_torch_model(model, x, n_bits=8, rounding_threshold_bits=None)
     message = str(info.value)
     assert "Relu" in message and "Gemm" in message
     width = int(message.split(" bits > 16")[0].split()[-1])

@@ -1,0 +1,72 @@
+"""compile_torch_model with its defaults (rounding_threshold_bits="auto") on common networks.
+
+Prints, per network and n_bits: the rounding chosen, PBS per row, the widest integer, and the
+mean absolute error of the simulated circuit relative to the float model's mean output.
+
+Run: python benchmarks/auto_rounding_table.py [--n-bits 2 4 6 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from sklearn_fhe import compile_torch_model
+
+
+def mlp(n_inputs: int, hidden: tuple, n_outputs: int) -> nn.Module:
+    torch.manual_seed(0)
+    layers, width = [], n_inputs
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    return nn.Sequential(*layers, nn.Linear(width, n_outputs)).eval()
+
+
+def small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, stride=2), nn.ReLU(), nn.AvgPool2d(2, stride=1), nn.Flatten(),
+        nn.Linear(12, 10),
+    ).eval()
+
+
+#: name → (module factory, input shape without the batch axis); the networks of
+#: tests/torch/test_auto_rounding.py
+NETWORKS = {
+    "mlp 10-16-8-3": (lambda: mlp(10, (16, 8), 3), (10,)),
+    "mlp 32-12-8-8-4": (lambda: mlp(32, (12, 8, 8), 4), (32,)),
+    "mlp 64-16-12-8-8-10": (lambda: mlp(64, (16, 12, 8, 8), 10), (64,)),
+    "cnn 1x8x8": (small_cnn, (1, 8, 8)),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n-bits", type=int, nargs="+", default=[2, 4, 6, 8])
+    args = parser.parse_args()
+    print("| network | n_bits | rounding chosen | PBS/row | widest integer | error vs float | "
+          "compile s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (factory, shape) in NETWORKS.items():
+        model = factory()
+        x = np.random.default_rng(0).normal(size=(200,) + shape).astype(np.float32)
+        with torch.no_grad():
+            reference = model(torch.as_tensor(x)).numpy()
+        for n_bits in args.n_bits:
+            start = time.perf_counter()
+            quantized = compile_torch_model(model, x, n_bits=n_bits, batch_size=1)
+            seconds = time.perf_counter() - start
+            stats = quantized.statistics()
+            error = np.abs(quantized.forward(x, fhe="simulate") - reference).mean()
+            print(f"| {name} | {n_bits} | {quantized.rounding_threshold_bits} | "
+                  f"{stats['pbs_per_row']:.0f} | {stats['max_bit_width']} | "
+                  f"{error / np.abs(reference).mean():.3f} | {seconds:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
