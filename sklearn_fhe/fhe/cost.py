@@ -42,7 +42,8 @@ __all__ = ["CostTable", "LookupCount", "calibrate", "count_lookups", "estimate",
 COST_TABLE_PATH = Path(__file__).with_name("cost_table.json")
 
 #: Lookup widths the calibration measures; wider ones are extrapolated (cost doubles per bit).
-CALIBRATED_WIDTHS = tuple(range(1, 10))
+#: (A 7-bit lookup circuit already needs 1.2 GB of evaluation keys with the default p_error.)
+CALIBRATED_WIDTHS = tuple(range(1, 8))
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,9 @@ def count_lookups(module: "QuantizedModule", qrows: np.ndarray) -> tuple[list[Lo
         widest = max(widest, bits_for_range(result.min(), result.max()) if result.size else 1)
         if isinstance(step.op, _lookup_op_type()):
             elements.append(int(np.prod(result.shape[1:], dtype=np.int64)))
+            if step.op.lsbs_to_remove:  # rounding may carry into one more bit: concrete widens
+                source = values[step.inputs[0]]
+                widest = max(widest, bits_for_range(source.min(), source.max()) + 1)
     if len(elements) != len(module.lookups):
         raise RuntimeError(
             f"The integer model holds {len(elements)} table-lookup steps but reports "
@@ -273,63 +277,72 @@ def _lookup(width: int):
 def _rounded_lookup(width: int):
     from concrete import fhe
 
-    function = fhe.univariate(lambda v: (5 * v + 1) % 2 ** (width - 1))
+    # a bijection of the rounded values (a constant table would be folded away)
+    function = fhe.univariate(lambda v: (3 * (v >> 1) + 1) % 2 ** (width - 1))
     return lambda x: function(fhe.round_bit_pattern(x, lsbs_to_remove=1))
 
 
 def calibrate(
-    widths: tuple = CALIBRATED_WIDTHS, elements: int = 64, log=print
+    widths: tuple = CALIBRATED_WIDTHS,
+    elements: int = 64,
+    into: Optional[CostTable] = None,
+    on_width=None,
+    log=print,
 ) -> CostTable:
-    """Measure the cost table on this machine (a few minutes: two or three circuits per width).
+    """Measure the cost table on this machine (a few minutes: three circuits per width).
 
     Per width ``b``: one lookup of ``b`` bits on 1 and on ``elements`` values (call overhead,
-    amortized lookup, encryption and decryption per element), a lookup after removing one bit
-    of ``b`` (rounding), and a circuit without lookups (width 0).
+    amortized lookup, encryption and decryption per element), and a lookup after rounding one
+    bit away from ``b`` bits; plus a circuit without lookups (width 0). The entries measured
+    replace those of ``into`` (default: an empty table); ``on_width(table)`` is called after
+    each width, e.g. to save progress.
     """
     import os
     import platform
 
     from .compile import default_configuration
 
-    entries: dict[int, dict[str, float]] = {}
+    machine = f"{platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
+    entries = dict(into.entries) if into is not None else {}
     with tempfile.TemporaryDirectory() as scratch:
         cwd = os.getcwd()
         os.chdir(scratch)  # concrete's debug folder lands here, not in the user's folder
         try:
             configuration = default_configuration()
-            leveled = _measure_circuit(lambda x: x + 1, 2 ** 8, 256, configuration)
-            lone = _measure_circuit(lambda x: x + 1, 2 ** 8, 1, configuration)
-            entries[0] = _entry(lone, leveled, None, 256, 0.0)
-            log(f"width 0 (no lookup): {entries[0]}")
-            for width in widths:
-                lone = _measure_circuit(_lookup(width), 2 ** width, 1, configuration)
-                wide = _measure_circuit(_lookup(width), 2 ** width, elements, configuration)
-                # below the top value, rounding never carries into one more bit
-                rounded = (_measure_circuit(_rounded_lookup(width), 2 ** width - 1, elements,
-                                            configuration) if width >= 2 else None)
-                narrower = entries.get(width - 1, {}).get("lookup_s", 0.0)
-                entries[width] = _entry(lone, wide, rounded, elements, narrower)
-                log(f"width {width}: {entries[width]}")
+            for width in (0, *widths):
+                entries[width] = _measure_width(width, elements, configuration)
+                log(f"width {width}: " + ", ".join(f"{k} {v:.3g}" for k, v in entries[width].items()))
+                if on_width is not None:
+                    on_width(CostTable(entries, machine))
         finally:
             os.chdir(cwd)
-    machine = f"{platform.node()} {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
     return CostTable(entries, machine)
 
 
-def _entry(lone: dict, wide: dict, rounded: Optional[dict], elements: int,
-           narrower_lookup_s: float) -> dict[str, float]:
-    lookup_s = max((wide["run_s"] - lone["run_s"]) / (elements - 1), 0.0)
-    round_s = 0.0
-    if rounded is not None:  # a rounded lookup = one bit removed + a lookup one bit narrower
-        round_s = max(rounded["run_s"] / elements - narrower_lookup_s, 0.0)
-    return {
+def _measure_width(width: int, elements: int, configuration) -> dict[str, float]:
+    """The cost entry of one lookup width (0: a circuit without lookups)."""
+    if width == 0:
+        lone = _measure_circuit(lambda x: x + 1, 2 ** 8, 1, configuration)
+        wide = _measure_circuit(lambda x: x + 1, 2 ** 8, elements, configuration)
+        rounded = None
+    else:
+        lone = _measure_circuit(_lookup(width), 2 ** width, 1, configuration)
+        wide = _measure_circuit(_lookup(width), 2 ** width, elements, configuration)
+        # below the top value, rounding never carries into one more bit
+        rounded = (_measure_circuit(_rounded_lookup(width), 2 ** width - 1, elements,
+                                    configuration) if width >= 2 else None)
+    entry = {
         "call_s": lone["encrypt_s"] + lone["run_s"] + lone["decrypt_s"],
         "input_s": wide["encrypt_s"] / elements,
         "output_s": wide["decrypt_s"] / elements,
-        "lookup_s": lookup_s,
-        "round_s": round_s,
+        "lookup_s": max(wide["run_s"] - lone["run_s"], 0.0) / (elements - 1) if width else 0.0,
         "key_bytes": wide["key_bytes"],
     }
+    # a rounded lookup holds two PBS per element (the bit removed, then the lookup): each bit
+    # rounded away is costed as their mean, measured inside one circuit (its parameters are
+    # chosen for both together, as in a real rounded lookup)
+    entry["round_s"] = rounded["run_s"] / elements / 2 if rounded is not None else entry["lookup_s"]
+    return entry
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -340,13 +353,14 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--calibrate", action="store_true",
                         help="measure the table on this machine and write it into the package")
     parser.add_argument("--widths", type=int, nargs="*", default=list(CALIBRATED_WIDTHS),
-                        help="lookup widths to measure (default: 1 to 9)")
+                        help="lookup widths to measure (default: 1 to 7; the rest of an existing table is kept)")
     parser.add_argument("--output", type=Path, default=COST_TABLE_PATH,
                         help="where to write the table (default: inside the package)")
     args = parser.parse_args(argv)
     if args.calibrate:
-        table = calibrate(tuple(args.widths))
-        table.save(args.output)
+        # widths not measured again keep their entries: calibration can go width by width
+        existing = CostTable.load(args.output) if args.output.exists() else None
+        calibrate(tuple(args.widths), into=existing, on_width=lambda t: t.save(args.output))
         print(f"wrote {args.output}")
     table = CostTable.load(args.output)
     print(f"cost table ({table.machine}):")

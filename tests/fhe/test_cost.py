@@ -52,7 +52,7 @@ def test_estimate_before_compiling_matches_the_compiled_circuit(cancer, kind, fh
 
     model.compile(configuration=fhe_configuration)
     after = model.fhe_cost()
-    assert {k: after[k] for k in ESTIMATE_KEYS} == pytest.approx(before)
+    assert {k: after[k] for k in ESTIMATE_KEYS} == before  # the estimate does not change
     assert after["pbs_per_row"] == after["compiled_pbs_per_row"]
     assert after["max_bit_width"] == after["compiled_max_bit_width"]
     assert after["batch_size"] == after["compiled_batch_size"]
