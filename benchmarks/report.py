@@ -179,11 +179,12 @@ def plot(points: list[dict], fams: list[Family], floats: dict, output: Path) -> 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     def by_family(name):
         return sorted((p for p in points if p["family"] == name), key=lambda p: p["n_bits"])
 
-    fig, axes = plt.subplots(1, len(fams), figsize=(4 * len(fams), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(fams), figsize=(4 * len(fams), 3.8), squeeze=False)
     for ax, fam in zip(axes[0], fams):
         series = by_family(fam.name)
         ax.plot([p["n_bits"] for p in series], [p["accuracy"] for p in series], "o-",
@@ -192,9 +193,11 @@ def plot(points: list[dict], fams: list[Family], floats: dict, output: Path) -> 
         ax.set_title(fam.label, fontsize=9)
         ax.set_xlabel(fam.x_label, fontsize=8)
         ax.set_ylabel("test accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(output / "accuracy.png", dpi=110)
     plt.close(fig)
 
@@ -203,7 +206,7 @@ def plot(points: list[dict], fams: list[Family], floats: dict, output: Path) -> 
          "measured_s_per_row", True),
         ("pbs_per_row", "PBS (table lookups) per row", "pbs_per_row", "compiled_pbs_per_row", False),
     ]:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig, ax = plt.subplots(figsize=(9, 4.2))
         for index, fam in enumerate(fams):
             color = f"C{index}"
             series = by_family(fam.name)
@@ -217,7 +220,8 @@ def plot(points: list[dict], fams: list[Family], floats: dict, output: Path) -> 
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, ncol=2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
         batch = points[0].get("batch_size", "")
         ax.set_title(f"{ylabel} (full batches of {batch} rows)" if log else ylabel, fontsize=10)
         fig.tight_layout()

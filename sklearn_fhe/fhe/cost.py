@@ -14,7 +14,8 @@ The time model follows what concrete's runtime does with a batch of rows:
 - the server evaluates each lookup op on the whole ``(batch, ...)`` tensor at once, its elements
   spread over the machine's cores: a lookup element costs the amortized ``lookup_s`` of its width;
 - a rounded lookup (``rounding_threshold_bits``) first removes its low bits one at a time, one
-  small PBS per removed bit (``round_s`` of the width before each step);
+  small PBS per removed bit (``round_s``, measured in front of a lookup of the same width: the
+  lookup that follows a rounding keeps the parameters of its own, narrower width);
 - every circuit call pays a fixed overhead (``call_s``): what a one-row request feels most.
 """
 
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from ..quantization.quantizers import bits_for_range
+from .compile import circuit_array
 
 if TYPE_CHECKING:  # the quantization package imports this module's users
     from ..quantization.quantized_module import QuantizedModule
@@ -55,14 +56,10 @@ class LookupCount:
     rounded_bits: int
     elements_per_row: int
 
-    def pbs_by_width(self) -> dict[int, int]:
-        """PBS per row by input width: the lookup itself, and one per rounded-away bit
-        (taken at the width before that bit goes)."""
-        counts = {self.input_bits: self.elements_per_row}
-        for removed in range(self.rounded_bits):
-            width = self.input_bits + self.rounded_bits - removed
-            counts[width] = counts.get(width, 0) + self.elements_per_row
-        return counts
+    @property
+    def pbs_per_row(self) -> int:
+        """The lookup itself and one PBS per rounded-away bit, for each element."""
+        return self.elements_per_row * (1 + self.rounded_bits)
 
 
 class CostTable:
@@ -71,8 +68,9 @@ class CostTable:
     Each width maps to ``call_s`` (fixed cost of one circuit call), ``input_s`` (encrypting and
     sending one input element), ``output_s`` (decrypting one output element), ``lookup_s`` (one
     lookup element inside a wide tensor, amortized over the cores), ``round_s`` (removing one
-    bit before a lookup) and ``key_bytes`` (serialized evaluation keys of a circuit whose widest
-    lookup has this width).
+    bit before a lookup of this width), ``key_bytes`` (serialized evaluation keys of a circuit
+    whose widest lookup has this width) and ``rounded_key_bytes`` (the same when that lookup
+    reads a rounded integer).
     """
 
     def __init__(self, entries: dict[int, dict[str, float]], machine: str = "") -> None:
@@ -97,13 +95,15 @@ class CostTable:
         Path(path).write_text(json.dumps(data, indent=1) + "\n")
 
     def cost(self, width: int, name: str) -> float:
-        """``name``'s cost at ``width`` bits; past the widest width measured it doubles per bit
-        (a TFHE lookup's polynomial size grows with its width)."""
+        """``name``'s cost at ``width`` bits. Past the widest width measured, a lookup's time
+        doubles per bit (its polynomial size grows with its width); the other costs (ciphertext
+        and key sizes grow slowly) stay those of the widest width."""
         if width in self.entries:
             return self.entries[width][name]
         widest = max(self.entries)
         if width > widest:
-            return self.entries[widest][name] * 2.0 ** (width - widest)
+            growth = 2.0 ** (width - widest) if name in ("lookup_s", "round_s") else 1.0
+            return self.entries[widest][name] * growth
         narrower = [w for w in self.entries if w < width]
         return self.entries[max(narrower) if narrower else min(self.entries)][name]
 
@@ -131,31 +131,35 @@ def _circuit_rows(module: "QuantizedModule", inputset: Optional[np.ndarray]) -> 
     return np.zeros((1,) + tuple(shape[1:]), dtype=np.int64)
 
 
-def count_lookups(module: "QuantizedModule", qrows: np.ndarray) -> tuple[list[LookupCount], int]:
-    """The lookups of ``module`` with their elements per row, and the widest integer of the
-    circuit, from one clear run of the integer model on ``qrows``."""
-    values = {"input_0": np.asarray(qrows, dtype=np.int64)}
-    widest = bits_for_range(values["input_0"].min(), values["input_0"].max())
+def count_lookups(module: "QuantizedModule", qrows: np.ndarray) -> list[LookupCount]:
+    """The lookups of ``module`` with their elements per row, from one clear run of the integer
+    model on ``qrows``."""
+    values = {"input_0": np.asarray(qrows[:1], dtype=np.int64)}
     elements = []
     for step in module.steps:
         result = np.asarray(step.op(*(values[name] for name in step.inputs)))
         values[step.output] = result
-        widest = max(widest, bits_for_range(result.min(), result.max()) if result.size else 1)
         if isinstance(step.op, _lookup_op_type()):
             elements.append(int(np.prod(result.shape[1:], dtype=np.int64)))
-            if step.op.lsbs_to_remove:  # rounding may carry into one more bit: concrete widens
-                source = values[step.inputs[0]]
-                widest = max(widest, bits_for_range(source.min(), source.max()) + 1)
     if len(elements) != len(module.lookups):
         raise RuntimeError(
             f"The integer model holds {len(elements)} table-lookup steps but reports "
             f"{len(module.lookups)} lookups: the cost model is out of step with quantization."
         )
-    lookups = [
+    return [
         LookupCount(report.ops, report.input_bits, report.rounded_bits, count)
         for report, count in zip(module.lookups, elements)
     ]
-    return lookups, widest
+
+
+def widest_integer(module: "QuantizedModule", qrows: np.ndarray) -> int:
+    """The circuit's widest integer on ``qrows``, as compiling would find it: concrete traces
+    the integer model (no compilation, no keys) and measures every intermediate value, rounding
+    carries included."""
+    from concrete import fhe
+
+    graph = fhe.Compiler(module._forward, {"q": "encrypted"}).trace([circuit_array(qrows)])
+    return int(graph.maximum_integer_bit_width())
 
 
 def estimate(
@@ -175,23 +179,28 @@ def estimate(
     table = table or CostTable.load()
     batch_size = int(batch_size or module.batch_size)
     qrows = _circuit_rows(module, inputset)
-    lookups, widest = count_lookups(module, qrows)
+    lookups = count_lookups(module, qrows)
+    widest = widest_integer(module, qrows)
     by_width: dict[int, int] = {}
     for lookup in lookups:
-        for width, count in lookup.pbs_by_width().items():
-            by_width[width] = by_width.get(width, 0) + count
-    # the widest PBS fixes the parameters the inputs are encrypted with (0: no PBS at all)
+        by_width[lookup.input_bits] = by_width.get(lookup.input_bits, 0) + lookup.pbs_per_row
+    # the widest lookup fixes the evaluation keys; the widest integer, the size of the input
+    # and output ciphertexts (a calibration circuit's widest integer is its lookup's input);
+    # without lookups, the width-0 entry was measured on a wide leveled circuit
     params = max(by_width, default=0)
+    ciphertexts = widest if by_width else 0
+    rounded = any(lookup.rounded_bits for lookup in lookups if lookup.input_bits == params)
     n_inputs = int(np.prod(qrows.shape[1:], dtype=np.int64))
     n_outputs = _outputs_per_row(module, qrows)
     server_row = sum(
-        lookup.elements_per_row * table.cost(lookup.input_bits, "lookup_s")
-        + sum(lookup.elements_per_row * table.cost(width, "round_s")
-              for width in lookup.pbs_by_width() if width != lookup.input_bits)
+        lookup.elements_per_row * (table.cost(lookup.input_bits, "lookup_s")
+                                   + lookup.rounded_bits * table.cost(lookup.input_bits, "round_s"))
         for lookup in lookups
     )
-    client_row = n_inputs * table.cost(params, "input_s") + n_outputs * table.cost(params, "output_s")
+    client_row = (n_inputs * table.cost(ciphertexts, "input_s")
+                  + n_outputs * table.cost(ciphertexts, "output_s"))
     per_call = table.cost(params, "call_s") + batch_size * (server_row + client_row)
+    key_bytes = table.cost(params, "rounded_key_bytes" if rounded else "key_bytes")
     return {
         "pbs_per_row": int(sum(by_width.values())),
         "pbs_per_row_by_bit_width": dict(sorted(by_width.items())),
@@ -199,7 +208,7 @@ def estimate(
         "lookup_bit_width": int(params),
         "estimated_s_per_row": per_call / batch_size,
         "estimated_s_per_call": per_call,
-        "estimated_key_bytes": int(table.cost(params, "key_bytes")),
+        "estimated_key_bytes": int(key_bytes),
         "batch_size": batch_size,
     }
 
@@ -217,10 +226,9 @@ def compiled_figures(module: "QuantizedModule") -> dict[str, Any]:
     circuit = module.fhe_circuit
     stats = circuit.statistics.get("programmable_bootstrap_count_per_parameter", {})
     figures["compiled_pbs_per_circuit_by_parameter"] = {str(k): int(v) for k, v in stats.items()}
-    keys = getattr(circuit, "keys", None)
-    evaluation = getattr(keys, "evaluation", None) if keys is not None else None
-    if evaluation is not None:
-        figures["compiled_key_bytes"] = len(evaluation.serialize())
+    keys = circuit.keys
+    if keys is not None and keys.are_generated:  # reading keys.evaluation would generate them
+        figures["compiled_key_bytes"] = len(keys.evaluation.serialize())
     return figures
 
 
@@ -274,6 +282,10 @@ def _lookup(width: int):
     return lambda x: table[x]
 
 
+def _leveled(x):
+    return x * 2 ** 11 + x
+
+
 def _rounded_lookup(width: int):
     from concrete import fhe
 
@@ -292,10 +304,10 @@ def calibrate(
     """Measure the cost table on this machine (a few minutes: three circuits per width).
 
     Per width ``b``: one lookup of ``b`` bits on 1 and on ``elements`` values (call overhead,
-    amortized lookup, encryption and decryption per element), and a lookup after rounding one
-    bit away from ``b`` bits; plus a circuit without lookups (width 0). The entries measured
-    replace those of ``into`` (default: an empty table); ``on_width(table)`` is called after
-    each width, e.g. to save progress.
+    amortized lookup, encryption and decryption per element), and a ``b``-bit lookup after
+    rounding one bit away from ``b + 1`` bits; plus a circuit without lookups (width 0, 8-bit
+    inputs into 19-bit integers). The entries measured replace those of ``into`` (default: an
+    empty table); ``on_width(table)`` is called after each width, e.g. to save progress.
     """
     import os
     import platform
@@ -321,28 +333,35 @@ def calibrate(
 
 def _measure_width(width: int, elements: int, configuration) -> dict[str, float]:
     """The cost entry of one lookup width (0: a circuit without lookups)."""
-    if width == 0:
-        lone = _measure_circuit(lambda x: x + 1, 2 ** 8, 1, configuration)
-        wide = _measure_circuit(lambda x: x + 1, 2 ** 8, elements, configuration)
-        rounded = None
-    else:
-        lone = _measure_circuit(_lookup(width), 2 ** width, 1, configuration)
-        wide = _measure_circuit(_lookup(width), 2 ** width, elements, configuration)
-        # below the top value, rounding never carries into one more bit
-        rounded = (_measure_circuit(_rounded_lookup(width), 2 ** width - 1, elements,
-                                    configuration) if width >= 2 else None)
-    entry = {
+    if width == 0:  # 8-bit inputs into 19-bit integers, as in a linear model's dot product
+        lone = _measure_circuit(_leveled, 2 ** 8, 1, configuration)
+        wide = _measure_circuit(_leveled, 2 ** 8, elements, configuration)
+        return {**_client_costs(lone, wide, elements), "lookup_s": 0.0, "round_s": 0.0,
+                "rounded_key_bytes": wide["key_bytes"]}
+    lone = _measure_circuit(_lookup(width), 2 ** width, 1, configuration)
+    wide = _measure_circuit(_lookup(width), 2 ** width, elements, configuration)
+    # a lookup of ``width`` bits after rounding one bit away (below the top value, rounding
+    # never carries into one more bit)
+    rounded = _measure_circuit(_rounded_lookup(width + 1), 2 ** (width + 1) - 1, elements,
+                               configuration)
+    lookup_s = max(wide["run_s"] - lone["run_s"], 0.0) / (elements - 1)
+    return {
+        **_client_costs(lone, wide, elements),
+        "lookup_s": lookup_s,
+        # what rounding one bit away adds to the lookup (0 if the rounded circuit's parameters
+        # make the pair cheaper than the lookup alone)
+        "round_s": max(rounded["run_s"] / elements - lookup_s, 0.0),
+        "rounded_key_bytes": rounded["key_bytes"],
+    }
+
+
+def _client_costs(lone: dict, wide: dict, elements: int) -> dict[str, float]:
+    return {
         "call_s": lone["encrypt_s"] + lone["run_s"] + lone["decrypt_s"],
         "input_s": wide["encrypt_s"] / elements,
         "output_s": wide["decrypt_s"] / elements,
-        "lookup_s": max(wide["run_s"] - lone["run_s"], 0.0) / (elements - 1) if width else 0.0,
         "key_bytes": wide["key_bytes"],
     }
-    # a rounded lookup holds two PBS per element (the bit removed, then the lookup): each bit
-    # rounded away is costed as their mean, measured inside one circuit (its parameters are
-    # chosen for both together, as in a real rounded lookup)
-    entry["round_s"] = rounded["run_s"] / elements / 2 if rounded is not None else entry["lookup_s"]
-    return entry
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -56,6 +56,7 @@ def test_estimate_before_compiling_matches_the_compiled_circuit(cancer, kind, fh
     assert after["pbs_per_row"] == after["compiled_pbs_per_row"]
     assert after["max_bit_width"] == after["compiled_max_bit_width"]
     assert after["batch_size"] == after["compiled_batch_size"]
+    assert "compiled_key_bytes" not in after and not model.fhe_circuit.keys.are_generated
     if kind == "linear":
         assert before["pbs_per_row"] == 0 and before["lookup_bit_width"] == 0
     else:
@@ -76,26 +77,29 @@ def test_rows_and_batch_size_scale_the_estimate(cancer):
         model.fhe_cost(cancer[0][:2, :5])
 
 
+@pytest.mark.execute
 def test_quantized_module_needs_inputs_until_compiled(small_digits_mlp, digits, fhe_configuration):
     module = compile_torch_model(small_digits_mlp, digits["x16_train"], n_bits=2,
                                  configuration=fhe_configuration, batch_size=4)
     compiled = module.fhe_cost()  # compiled: the circuit's input shape is known
     assert compiled["pbs_per_row"] == compiled["compiled_pbs_per_row"] == 16
     assert compiled["batch_size"] == 4
+    module.keygen()
+    assert module.fhe_cost()["compiled_key_bytes"] > 1e6  # the evaluation keys, serialized
     module.fhe_circuit = None
     with pytest.raises(ValueError, match="pass inputset"):
         module.fhe_cost()
     assert module.fhe_cost(digits["x16_test"][:2])["pbs_per_row"] == 16
 
 
-def test_lookup_count_splits_rounding_by_width():
+def test_a_rounded_lookup_costs_one_pbs_per_removed_bit():
     lookup = LookupCount("Relu", input_bits=5, rounded_bits=3, elements_per_row=32)
-    assert lookup.pbs_by_width() == {5: 32, 8: 32, 7: 32, 6: 32}
+    assert lookup.pbs_per_row == 32 * 4
 
 
 def test_cost_table_extrapolates_and_round_trips(tmp_path):
     entries = {0: dict.fromkeys(["call_s", "input_s", "output_s", "lookup_s", "round_s"], 0.001)
-               | {"key_bytes": 64}}
+               | {"key_bytes": 64, "rounded_key_bytes": 64}}
     entries[2] = dict(entries[0], lookup_s=0.01, key_bytes=1e6)
     table = CostTable(entries, "test machine")
     assert table.cost(4, "lookup_s") == pytest.approx(0.04)  # doubles per bit past the widest
@@ -110,6 +114,7 @@ def test_cost_table_extrapolates_and_round_trips(tmp_path):
 def test_shipped_table_covers_the_calibrated_widths():
     table = CostTable.load()
     assert set(table.entries) == {0, *cost.CALIBRATED_WIDTHS}
+    assert all("rounded_key_bytes" in costs for costs in table.entries.values())
     for width, costs in table.entries.items():
         assert all(value >= 0 for value in costs.values()), width
 
