@@ -26,7 +26,7 @@ extensions = [
 
 # API reference: one page per public object, generated from its numpydoc docstring
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {"members": True}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
@@ -52,13 +52,18 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip", "auto_examples/*.json", "auto_examples/*.md5"]
 
 
-def skip_metadata_request_setters(app, what, name, obj, skip, options):
-    """scikit-learn generates ``set_<method>_request`` on every estimator (metadata routing);
-    scikit-learn documents them, and their docstrings refer to its own glossary."""
-    if name.startswith("set_") and name.endswith("_request"):
+def skip_foreign_members(app, what, name, obj, skip, options):
+    """Document the members sklearn_fhe defines (its own and those its mixin shares); leave
+    the methods inherited from scikit-learn, skorch and torch (``get_params``, ``score``, the
+    ``set_*_request`` of metadata routing...) to their own documentation."""
+    if what != "class":
+        return None
+    function = getattr(obj, "fget", obj)  # a property documents its getter
+    module = getattr(function, "__module__", None) or ""
+    if not module.startswith("sklearn_fhe"):
         return True
     return None
 
 
 def setup(app):
-    app.connect("autodoc-skip-member", skip_metadata_request_setters)
+    app.connect("autodoc-skip-member", skip_foreign_members)

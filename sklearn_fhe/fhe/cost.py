@@ -9,8 +9,8 @@ per-lookup costs measured on this machine (``cost_table.json`` beside this file)
 
 The time model follows what concrete's runtime does with a batch of rows:
 
-- the client encrypts every input element (its cost depends on the crypto parameters, which the
-  widest lookup fixes), and decrypts the outputs;
+- the client encrypts every input element and decrypts the outputs; a ciphertext's size, hence
+  its cost, grows with the widest integer of the circuit (traced by concrete, not compiled);
 - the server evaluates each lookup op on the whole ``(batch, ...)`` tensor at once, its elements
   spread over the machine's cores: a lookup element costs the amortized ``lookup_s`` of its width;
 - a rounded lookup (``rounding_threshold_bits``) first removes its low bits one at a time, one
