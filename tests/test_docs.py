@@ -16,6 +16,8 @@ def public_names() -> list[tuple[str, str]]:
     """(module, name) for every name of sklearn_fhe.__all__ and of each submodule's __all__."""
     names = [("sklearn_fhe", name) for name in sklearn_fhe.__all__]
     for info in pkgutil.walk_packages(sklearn_fhe.__path__, "sklearn_fhe."):
+        if info.name.endswith(".__main__"):  # the command line: importing it runs it
+            continue
         module = importlib.import_module(info.name)
         names += [(info.name, name) for name in getattr(module, "__all__", [])]
     return names

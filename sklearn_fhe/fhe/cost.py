@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from .compile import circuit_array
+from .arrays import circuit_array
 
 if TYPE_CHECKING:  # the quantization package imports this module's users
     from ..quantization.quantized_module import QuantizedModule
@@ -127,7 +127,8 @@ def _circuit_rows(module: "QuantizedModule", inputset: Optional[np.ndarray]) -> 
             "fhe_cost needs representative inputs before the model is compiled: pass "
             "inputset (a few rows of the data you will predict on)."
         )
-    shape = module.fhe_circuit.graph.ordered_inputs()[0].output.shape
+    circuit = module.fhe_circuit
+    shape = circuit.function(circuit.batch_size).graph.ordered_inputs()[0].output.shape
     return np.zeros((1,) + tuple(shape[1:]), dtype=np.int64)
 
 
@@ -223,11 +224,8 @@ def compiled_figures(module: "QuantizedModule") -> dict[str, Any]:
     """The compiled circuit's own figures (``compiled_`` + the statistics' keys), and the size
     of its evaluation keys once they exist."""
     figures = {f"compiled_{name}": value for name, value in module.statistics().items()}
-    circuit = module.fhe_circuit
-    stats = circuit.statistics.get("programmable_bootstrap_count_per_parameter", {})
-    figures["compiled_pbs_per_circuit_by_parameter"] = {str(k): int(v) for k, v in stats.items()}
-    keys = circuit.keys
-    if keys is not None and keys.are_generated:  # reading keys.evaluation would generate them
+    keys = module.fhe_circuit.module.keys
+    if keys.are_generated:  # reading keys.evaluation would generate them
         figures["compiled_key_bytes"] = len(keys.evaluation.serialize())
     return figures
 

@@ -56,7 +56,7 @@ def test_estimate_before_compiling_matches_the_compiled_circuit(cancer, kind, fh
     assert after["pbs_per_row"] == after["compiled_pbs_per_row"]
     assert after["max_bit_width"] == after["compiled_max_bit_width"]
     assert after["batch_size"] == after["compiled_batch_size"]
-    assert "compiled_key_bytes" not in after and not model.fhe_circuit.keys.are_generated
+    assert "compiled_key_bytes" not in after and not model.fhe_circuit.module.keys.are_generated
     if kind == "linear":
         assert before["pbs_per_row"] == 0 and before["lookup_bit_width"] == 0
     else:
