@@ -1,4 +1,8 @@
-"""Deploy a model: the client keeps its secret key, the server computes blind.
+"""
+Deploy a model: client and server
+=================================
+
+The client keeps its secret key, the server computes blind.
 
 train → save (a client part and a server part) → the client generates keys and encrypts →
 the server, in another process that holds only the server part, runs the circuit →

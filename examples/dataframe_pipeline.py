@@ -1,4 +1,8 @@
-"""A pandas DataFrame of mixed dtypes, through a ColumnTransformer pipeline, predicted encrypted.
+"""
+A mixed-dtype DataFrame through a ColumnTransformer pipeline
+============================================================
+
+A pandas DataFrame of mixed dtypes, through a ColumnTransformer pipeline, predicted encrypted.
 
 Numbers of several dtypes (int, float32, pandas' nullable Int64) with missing values, and two
 categorical columns: imputed, one-hot encoded and scaled by scikit-learn, then an encrypted

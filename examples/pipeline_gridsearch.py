@@ -1,4 +1,8 @@
-"""Grid search over the bit width inside a Pipeline, then encrypted predictions.
+"""
+Grid search over n_bits in a Pipeline
+=====================================
+
+Grid search over the bit width inside a Pipeline, then encrypted predictions.
 
 Run: python examples/pipeline_gridsearch.py
 """

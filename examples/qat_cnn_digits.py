@@ -1,4 +1,8 @@
-"""A quantization-aware CNN on load_digits (8x8, one channel), compiled with compile_torch_model.
+"""
+A quantization-aware CNN compiled with compile_torch_model
+==========================================================
+
+A quantization-aware CNN on load_digits (8x8, one channel), compiled with compile_torch_model.
 
 The network is built from sklearn_fhe's QAT layers::
 
@@ -141,7 +145,8 @@ def main(epochs: int = 100, seed: int = 0, execute_rows: int = 0, configuration=
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="A quantization-aware CNN on load_digits, compiled with compile_torch_model.")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--execute", type=int, default=0, help="encrypted rows to run")

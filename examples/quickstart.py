@@ -1,4 +1,8 @@
-"""Quickstart: a scikit-learn pipeline whose classifier predicts on encrypted data.
+"""
+Quickstart: a pipeline that predicts on encrypted data
+======================================================
+
+A scikit-learn pipeline whose classifier predicts on encrypted data.
 
 Run: python examples/quickstart.py
 """

@@ -212,6 +212,45 @@ class FHEModelMixin(ABC):
         self.quantized_module_.compile(inputs, configuration, batch_size, p_error, global_p_error)
         return self
 
+    def fhe_cost(self, X: Optional[Any] = None, batch_size: Optional[int] = None) -> dict:
+        """What an encrypted prediction will cost, before compiling (and measured after).
+
+        Counts the circuit's table lookups (PBS) per row by bit width from the quantized
+        model, and estimates seconds per row and evaluation-key bytes from costs calibrated
+        on this machine (``python -m sklearn_fhe.fhe.cost --calibrate``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            Representative inputs; defaults to the training data kept from ``fit``.
+        batch_size : int, optional
+            Rows per circuit call; defaults to the compiled (or default) batch size.
+
+        Returns
+        -------
+        cost : dict
+            ``pbs_per_row``, ``pbs_per_row_by_bit_width``, ``max_bit_width``,
+            ``estimated_s_per_row``, ``estimated_key_bytes``, ``batch_size``...; once the
+            estimator is compiled, the circuit's figures beside them (``compiled_pbs_per_row``,
+            ``compiled_max_bit_width``, ``compiled_key_bytes`` after key generation...).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_breast_cancer
+        >>> from sklearn_fhe import FHEDecisionTreeClassifier
+        >>> X, y = load_breast_cancer(return_X_y=True)
+        >>> model = FHEDecisionTreeClassifier(max_depth=3, n_bits=4).fit(X, y)
+        >>> cost = model.fhe_cost()
+        >>> sorted(cost["pbs_per_row_by_bit_width"])  # lookups of 2 bits only
+        [2]
+        """
+        check_is_fitted(self)
+        inputs = self._calibration_inputs
+        if X is not None:
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+            inputs = self._encode_inputs(X)
+        return self.quantized_module_.fhe_cost(inputs, batch_size)
+
     @property
     def fhe_circuit(self) -> Optional[BatchedCircuit]:
         """The compiled circuit (None before ``compile`` or the first encrypted predict)."""

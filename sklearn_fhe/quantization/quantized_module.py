@@ -223,6 +223,31 @@ class QuantizedModule:
         """Generate the keys now (otherwise they are made on the first encrypted run)."""
         self._require_circuit().keygen(force=force, seed=seed)
 
+    def fhe_cost(
+        self, inputset: Optional[np.ndarray] = None, batch_size: Optional[int] = None
+    ) -> dict:
+        """What running encrypted will cost: estimated before compiling, measured after.
+
+        Parameters
+        ----------
+        inputset : numpy.ndarray, optional
+            A few representative float input rows (they fix each lookup's elements per row
+            and the circuit's widest integer). Required before the model is compiled.
+        batch_size : int, optional
+            Rows per circuit call to estimate for; defaults to the module's batch size.
+
+        Returns
+        -------
+        cost : dict
+            ``pbs_per_row``, ``pbs_per_row_by_bit_width``, ``max_bit_width``,
+            ``estimated_s_per_row``, ``estimated_key_bytes``... (see
+            :func:`sklearn_fhe.fhe.cost.estimate`); once compiled, also the circuit's own
+            figures under ``compiled_*`` names.
+        """
+        from ..fhe.cost import fhe_cost
+
+        return fhe_cost(self, inputset, batch_size)
+
     def statistics(self) -> dict:
         """PBS count (per call of the largest batch shape and per row), max bit width and
         batch shapes of the compiled circuit."""
