@@ -1,0 +1,59 @@
+"""The promises every generated model must keep, as reusable checks."""
+
+from __future__ import annotations
+
+import numpy as np
+from concrete.fhe.dtypes import Integer
+
+from sklearn_fhe.errors import QuantizationError, UnsupportedModelError
+from sklearn_fhe.fhe.compile import circuit_array
+from sklearn_fhe.quantization.quantized_module import QuantizedModule
+
+#: What fit may raise on valid data: scikit-learn's type for bad input and ours for a model
+#: that cannot be quantized as configured (both ValueErrors with a message saying why).
+ALLOWED_FIT_ERRORS = (QuantizationError, UnsupportedModelError)
+
+#: Rows checked in encrypted execution (``execute`` profile): one padded batch.
+EXECUTE_ROWS = 2
+
+
+def overflows(module: QuantizedModule, q: np.ndarray) -> list[str]:
+    """The encrypted values of the compiled circuit that integer inputs ``q`` push outside the
+    bit width concrete gave them (an overflow: a wrong result in encrypted execution)."""
+    circuit = module.fhe_circuit
+    batch = module.batch_size
+    found = []
+    for start in range(0, len(q), batch):
+        chunk = q[start:start + batch]
+        chunk = np.concatenate([chunk, np.repeat(chunk[:1], batch - len(chunk), axis=0)])
+        for node, value in circuit.graph.evaluate(circuit_array(chunk)).items():
+            dtype = node.output.dtype
+            if not (node.output.is_encrypted and isinstance(dtype, Integer)):
+                continue
+            low, high = int(np.min(value)), int(np.max(value))
+            if low < dtype.min() or high > dtype.max():
+                found.append(f"{node.label()} in [{low}, {high}] overflows {dtype}")
+    return found
+
+
+def check_modes_agree(predict, X: np.ndarray, execute: bool) -> np.ndarray:
+    """``predict(X, fhe=mode)``: simulate gives exactly the clear integer model's result (and
+    execute, on a few rows, when asked). Returns the clear result."""
+    clear = predict(X, fhe="disable")
+    np.testing.assert_array_equal(predict(X, fhe="simulate"), clear)
+    if execute:
+        rows = X[:EXECUTE_ROWS]
+        np.testing.assert_array_equal(predict(rows, fhe="execute"), predict(rows))
+    return clear
+
+
+def check_extreme_inputs(module: QuantizedModule, encoded: np.ndarray, outputs) -> None:
+    """Inputs far outside calibration: integers on the input grid, no overflow in the
+    circuit, finite outputs."""
+    quantizer = module.input_quantizations[0].quantizer
+    q = module.quantize_input(encoded)
+    assert np.issubdtype(q.dtype, np.integer), q.dtype
+    assert q.min() >= quantizer.qmin and q.max() <= quantizer.qmax, (q.min(), q.max())
+    assert overflows(module, q) == []
+    for output in outputs if isinstance(outputs, tuple) else (outputs,):
+        assert np.all(np.isfinite(np.asarray(output, dtype=np.float64))), output
