@@ -6,7 +6,7 @@ import numpy as np
 from concrete.fhe.dtypes import Integer
 
 from sklearn_fhe.errors import QuantizationError, UnsupportedModelError
-from sklearn_fhe.fhe.compile import circuit_array
+from sklearn_fhe.fhe.arrays import circuit_array
 from sklearn_fhe.quantization.quantized_module import QuantizedModule
 
 #: What fit may raise on valid data: scikit-learn's type for bad input and ours for a model
@@ -18,21 +18,24 @@ EXECUTE_ROWS = 2
 
 
 def overflows(module: QuantizedModule, q: np.ndarray) -> list[str]:
-    """The encrypted values of the compiled circuit that integer inputs ``q`` push outside the
-    bit width concrete gave them (an overflow: a wrong result in encrypted execution)."""
+    """The encrypted values of the compiled circuit (each of its batch shapes) that integer
+    inputs ``q`` push outside the bit width concrete gave them: an overflow, a wrong result in
+    encrypted execution."""
     circuit = module.fhe_circuit
-    batch = module.batch_size
     found = []
-    for start in range(0, len(q), batch):
-        chunk = q[start:start + batch]
-        chunk = np.concatenate([chunk, np.repeat(chunk[:1], batch - len(chunk), axis=0)])
-        for node, value in circuit.graph.evaluate(circuit_array(chunk)).items():
-            dtype = node.output.dtype
-            if not (node.output.is_encrypted and isinstance(dtype, Integer)):
-                continue
-            low, high = int(np.min(value)), int(np.max(value))
-            if low < dtype.min() or high > dtype.max():
-                found.append(f"{node.label()} in [{low}, {high}] overflows {dtype}")
+    for size in circuit.batch_sizes:
+        graph = circuit.function(size).graph
+        for start in range(0, len(q), size):
+            chunk = q[start:start + size]
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
+            for node, value in graph.evaluate(circuit_array(chunk)).items():
+                dtype = node.output.dtype
+                if not (node.output.is_encrypted and isinstance(dtype, Integer)):
+                    continue
+                low, high = int(np.min(value)), int(np.max(value))
+                if low < dtype.min() or high > dtype.max():
+                    found.append(f"batch_{size}: {node.label()} in [{low}, {high}] overflows "
+                                 f"{dtype}")
     return found
 
 
