@@ -7,6 +7,12 @@ drive a leveled accumulator past that size: a silent overflow, a wrong encrypted
 Interval arithmetic over the integer ops gives each value's range over the *whole* input grid;
 the circuit's outputs are then hinted to hold it (``Bound``).
 
+Only values computed from the input by leveled ops (no table lookup on the way: linear models)
+are bounded. Past a lookup, a wider output would raise the precision of the lookups feeding it
+(concrete gives the values of a leveled chain one width): costlier bootstrapping, or no
+parameters at all beyond 16 bits. There the widths stay those of calibration; a lookup's own
+input can still overflow on inputs far from the calibration data (known limitation).
+
 A value's interval is a pair ``(low, high)`` of integer arrays shaped like one row of it.
 """
 
@@ -78,7 +84,7 @@ def _monotone_bounds(op: IntegerOp, *intervals: Interval) -> Interval:
 
 
 def _lookup_bounds(op: QuantizedTableLookup, interval: Interval) -> Optional[Interval]:
-    return grid_interval(op.out_quantizer, interval[0])
+    return None  # past a lookup, calibration sizes the values (see the module docstring)
 
 
 _BOUNDS: dict[type, Callable[..., Optional[Interval]]] = {
