@@ -19,7 +19,14 @@ from tests.concurrency.scenarios import SCENARIOS
 TIMEOUT_SECONDS = 300
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+#: Scenarios that run encrypted executions (marked ``execute``).
+ENCRYPTED = {name for name in SCENARIOS if name.startswith("same_")}
+
+
+@pytest.mark.parametrize("scenario", [
+    pytest.param(name, marks=[pytest.mark.execute] if name in ENCRYPTED else [])
+    for name in sorted(SCENARIOS)
+])
 def test_scenario_in_an_empty_working_directory(scenario, tmp_path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO), SKLEARN_FHE_KEY_CACHE=str(REPO / ".fhe_keys"))
     child = subprocess.run(
