@@ -6,9 +6,12 @@ import warnings
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from .fhe.exit_status import keep_exit_status
+from .fhe.threads import trace_from_any_thread
 
 # before anything runs a circuit: concrete's own exit handler would report every exit as success
 keep_exit_status()
+# concrete traces circuits only in the thread that imported it unless told otherwise
+trace_from_any_thread()
 
 from .ensemble import (
     FHEGradientBoostingClassifier,

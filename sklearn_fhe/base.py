@@ -8,6 +8,7 @@ output (its predict / predict_proba methods, built on ``_quantized_output``).
 from __future__ import annotations
 
 import inspect
+import threading
 from abc import ABC, abstractmethod
 from typing import Any, Optional, Union
 
@@ -32,6 +33,12 @@ MAX_CALIBRATION_ROWS = 2000
 
 #: Fitted attributes set by our own input validation, never copied from the float model.
 _OWN_ATTRIBUTES = {"n_features_in_", "feature_names_in_"}
+
+#: Instance attribute holding the per-estimator lock of the lazy compilation (never pickled).
+_COMPILE_LOCK = "_fhe_compile_lock"
+
+#: Guards the creation of the per-estimator locks (two threads must not make two).
+_LOCK_CREATION = threading.Lock()
 
 
 def signature_with(base: type, **extra: Any) -> inspect.Signature:
@@ -279,14 +286,36 @@ class FHEModelMixin(ABC):
         mode = FheMode.parse(fhe)
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        if mode is not FheMode.DISABLE and self.quantized_module_.fhe_circuit is None:
-            self.compile()
+        if mode is not FheMode.DISABLE:
+            self._compile_once()
         return self.quantized_module_.forward(self._encode_inputs(X), fhe=mode)
 
     def _clear_output(self, method: str, X: Any, fhe: Union[bool, str]) -> np.ndarray:
         """``clear_outputs_.<method>`` (predict, predict_proba...) of the model's raw output."""
         raw = self._quantized_output(X, fhe)  # checks the model is fitted first
         return getattr(self.clear_outputs_, method)(raw)
+
+    def _compile_once(self) -> None:
+        """Compile on the training data unless compiled: once, however many threads ask."""
+        if self.quantized_module_.fhe_circuit is not None:
+            return
+        with self._compile_lock():
+            if self.quantized_module_.fhe_circuit is None:  # another thread may have compiled
+                self.compile()
+
+    def _compile_lock(self) -> threading.Lock:
+        """This estimator's lock for the lazy compilation, made on first use (also after a
+        clone or an unpickling, which do not carry it)."""
+        lock = self.__dict__.get(_COMPILE_LOCK)
+        if lock is None:
+            with _LOCK_CREATION:
+                lock = self.__dict__.setdefault(_COMPILE_LOCK, threading.Lock())
+        return lock
+
+    def __getstate__(self) -> dict:
+        # a lock cannot be pickled (nor deep-copied); a copy makes its own on first use
+        # (a new dict: object.__getstate__ may hand back the instance's own __dict__)
+        return {k: v for k, v in super().__getstate__().items() if k != _COMPILE_LOCK}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 
 import numpy as np
@@ -11,6 +12,10 @@ import torch
 
 #: The opset every exported model uses; the NumPy and quantized registries follow its semantics.
 OPSET_VERSION = 14
+
+#: torch's ONNX exporter keeps its state in globals: two exports at once in one process fail
+#: ("GLOBALS.in_onnx_export must be True"), so they take turns.
+_EXPORT_LOCK = threading.Lock()
 
 
 def export_torch_to_onnx(module: torch.nn.Module, example_input: np.ndarray) -> onnx.ModelProto:
@@ -33,7 +38,7 @@ def export_torch_to_onnx(module: torch.nn.Module, example_input: np.ndarray) -> 
     example = torch.as_tensor(np.asarray(example_input, dtype=np.float32))
     module = module.eval()
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with _EXPORT_LOCK, warnings.catch_warnings():
         # The TorchScript exporter warns about its own deprecation and about tracing; neither is
         # actionable for our users.
         warnings.simplefilter("ignore")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from ..errors import InvalidONNXModelError
 
 
 def attribute_values(node: onnx.NodeProto) -> dict[str, Any]:
@@ -31,7 +34,21 @@ def attribute_values(node: onnx.NodeProto) -> dict[str, Any]:
 
 def initializer_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     """Return the graph's initializers (trained parameters and constants) by name."""
-    return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    values = {}
+    for init in graph.initializer:
+        try:
+            values[init.name] = numpy_helper.to_array(init)
+        except (ValueError, TypeError) as error:  # data shorter than the shape says...
+            raise InvalidONNXModelError(
+                f"Initializer '{init.name}' cannot be read: {error}"
+            ) from error
+        value = values[init.name]
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            raise InvalidONNXModelError(
+                f"Initializer '{init.name}' holds NaN or infinite values: retrain or fix the "
+                "model, its outputs would be meaningless."
+            )
+    return values
 
 
 def graph_input_names(graph: onnx.GraphProto) -> list[str]:
@@ -41,17 +58,40 @@ def graph_input_names(graph: onnx.GraphProto) -> list[str]:
 
 
 def topological_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """Return the graph's nodes so that every node comes after the producers of its inputs."""
+    """Return the graph's nodes so that every node comes after the producers of its inputs
+    (Kahn's algorithm: linear in the size of the graph, whatever its order in the file)."""
     available = set(graph_input_names(graph)) | {init.name for init in graph.initializer} | {""}
-    pending = list(graph.node)
+    produced = {name for node in graph.node for name in node.output}
+    missing = sorted({name for node in graph.node for name in node.input
+                      if name not in available and name not in produced})
+    if missing:
+        raise InvalidONNXModelError(
+            f"The ONNX graph reads tensors that are neither inputs, initializers nor node "
+            f"outputs: {missing}."
+        )
+    waiting = [sum(1 for name in set(node.input) if name not in available) for node in graph.node]
+    consumers: dict[str, list[int]] = {}
+    for index, node in enumerate(graph.node):
+        for name in set(node.input) - available:
+            consumers.setdefault(name, []).append(index)
+    ready = deque(i for i, count in enumerate(waiting) if count == 0)
     ordered: list[onnx.NodeProto] = []
-    while pending:
-        ready = [node for node in pending if all(name in available for name in node.input)]
-        if not ready:
-            missing = sorted({n for node in pending for n in node.input if n not in available})
-            raise ValueError(f"The ONNX graph has inputs no node produces: {missing}.")
-        for node in ready:
-            ordered.append(node)
-            available.update(node.output)
-        pending = [node for node in pending if node not in ready]
+    while ready:
+        node = graph.node[ready.popleft()]
+        ordered.append(node)
+        for name in node.output:
+            for index in consumers.pop(name, ()):
+                waiting[index] -= 1
+                if waiting[index] == 0:
+                    ready.append(index)
+    if len(ordered) < len(graph.node):
+        stuck = sorted({node.name or node.op_type for i, node in enumerate(graph.node)
+                        if waiting[i] > 0})
+        raise InvalidONNXModelError(
+            f"The ONNX graph has a cycle: nodes {stuck[:10]} wait on each other's outputs."
+        )
+    graph_outputs = {out.name for out in graph.output}
+    unproduced = sorted(graph_outputs - produced - available)
+    if unproduced:
+        raise InvalidONNXModelError(f"No node produces the graph outputs {unproduced}.")
     return ordered

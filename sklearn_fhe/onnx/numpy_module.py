@@ -7,12 +7,12 @@ from typing import Optional, Union
 import numpy as np
 import onnx
 
+from ..errors import InvalidONNXModelError, UnsupportedOpsError
 from .graph import attribute_values, graph_input_names, initializer_values, topological_nodes
 from .ops import ONNX_OPS_ALL_OUTPUTS_IMPL, ONNX_OPS_TO_NUMPY_IMPL
+from .validation import check_inputs_match, check_model
 
-
-class UnsupportedOpsError(ValueError):
-    """Raised when an ONNX graph holds ops that have no implementation here."""
+__all__ = ["NumpyModule", "UnsupportedOpsError", "check_supported_ops"]
 
 
 def check_supported_ops(model: onnx.ModelProto, registry: dict, what: str = "sklearn_fhe") -> None:
@@ -49,7 +49,8 @@ class NumpyModule:
     def __init__(self, onnx_model: onnx.ModelProto) -> None:
         if not isinstance(onnx_model, onnx.ModelProto):
             raise TypeError(f"Expected an onnx.ModelProto, got {type(onnx_model).__name__}.")
-        check_supported_ops(onnx_model, ONNX_OPS_TO_NUMPY_IMPL)
+        check_supported_ops(onnx_model, ONNX_OPS_TO_NUMPY_IMPL)  # first: it names every op
+        check_model(onnx_model)
         graph = onnx_model.graph
         self.onnx_model = onnx_model
         self.input_names = graph_input_names(graph)
@@ -72,11 +73,22 @@ class NumpyModule:
             raise ValueError(
                 f"The model takes {len(self.input_names)} input(s), got {len(inputs)}."
             )
+        check_inputs_match(self.onnx_model.graph, self.input_names, inputs)
         values: dict[str, Optional[np.ndarray]] = {"": None, **self.initializers}
         values.update(zip(self.input_names, inputs))
         for node, impl, attributes in zip(self.nodes, self.node_impls, self.node_attributes):
             args = [values[name] for name in node.input]
-            outputs = impl(*args, **attributes)
+            try:
+                outputs = impl(*args, **attributes)
+            except InvalidONNXModelError:
+                raise
+            except Exception as error:  # a malformed node: wrong arity, attributes, shapes...
+                shapes = [None if a is None else np.shape(a) for a in args]
+                raise InvalidONNXModelError(
+                    f"ONNX node '{node.name or node.op_type}' ({node.op_type}) fails on inputs "
+                    f"of shapes {shapes} with attributes {sorted(attributes)}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
             if not isinstance(outputs, tuple):
                 outputs = (outputs,)
             values.update(zip(node.output, outputs))

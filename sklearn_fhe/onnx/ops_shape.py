@@ -7,6 +7,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..errors import InvalidONNXModelError
+from .validation import check_allocation
+
 Array = np.ndarray
 
 def constant(**attributes: Any) -> Array:
@@ -29,7 +32,7 @@ def constant(**attributes: Any) -> Array:
 def constant_of_shape(shape: Array, value: Optional[Array] = None) -> Array:
     """ONNX ConstantOfShape: a tensor of ``shape`` filled with ``value`` (float32 0 default)."""
     fill = np.zeros(1, dtype=np.float32) if value is None else np.asarray(value).reshape(-1)
-    return np.full(tuple(int(d) for d in shape), fill[0], dtype=fill.dtype)
+    return np.full(check_allocation(shape, "ConstantOfShape"), fill[0], dtype=fill.dtype)
 
 
 def identity(x: Array) -> Array:
@@ -167,13 +170,16 @@ def gather_elements(x: Array, indices: Array, axis: int = 0) -> Array:
 
 def expand(x: Array, new_shape: Array) -> Array:
     """ONNX Expand: broadcast ``x`` against ``new_shape`` (either may broadcast)."""
-    target = np.broadcast_shapes(np.shape(x), tuple(int(d) for d in new_shape))
-    return np.broadcast_to(x, target).copy()
+    target = np.broadcast_shapes(np.shape(x), check_allocation(new_shape, "Expand"))
+    return np.broadcast_to(x, check_allocation(target, "Expand")).copy()
 
 
 def tile(x: Array, repeats: Array) -> Array:
     """ONNX Tile."""
-    return np.tile(x, [int(r) for r in repeats])
+    repeats = [int(r) for r in repeats]
+    shape = (1,) * (len(repeats) - np.ndim(x)) + np.shape(x)
+    check_allocation([d * r for d, r in zip(shape, repeats)], "Tile")
+    return np.tile(x, repeats)
 
 
 def pad(
@@ -200,6 +206,7 @@ def pad(
     )
     x = x[crop]
     widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
+    check_allocation([d + b + e for d, (b, e) in zip(x.shape, widths)], "Pad")
     if mode == "constant":
         fill = value if constant_value is None else np.asarray(constant_value).reshape(-1)[0]
         return np.pad(x, widths, mode="constant", constant_values=fill)
@@ -208,7 +215,11 @@ def pad(
 
 def range_(start: Array, limit: Array, delta: Array) -> Array:
     """ONNX Range: ``start + delta * i`` for i in [0, ceil((limit - start) / delta))."""
-    count = max(int(np.ceil((limit - start) / delta)), 0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        span = float(np.ceil((limit - start) / delta)) if delta else float("inf")
+    if not np.isfinite(span):
+        raise InvalidONNXModelError(f"Range from {start} to {limit} by {delta} never ends.")
+    count = check_allocation([max(int(span), 0)], "Range")[0]
     return (start + np.arange(count) * delta).astype(np.asarray(start).dtype)
 
 

@@ -28,6 +28,7 @@ from .quantized_ops import (
     QuantizedTableLookup,
 )
 from .quantizers import UniformQuantizer, bits_for_range
+from .bounds import Bound, grid_interval, op_bounds
 from .tensors import Constant, Deferred, Encrypted, TensorInfo
 
 _LINEAR_CONSUMERS = {"Gemm", "MatMul"}
@@ -95,6 +96,7 @@ class PostTrainingQuantization:
         self._input_quantizations: list[InputQuantization] = []
         self._lookups: list[LookupReport] = []
         self._materialized: dict[int, tuple] = {}
+        self._bounded_names: dict[str, str] = {}
         self._consumers = defaultdict(list)
         for node in module.nodes:
             for name in node.input:
@@ -129,7 +131,21 @@ class PostTrainingQuantization:
         if not np.issubdtype(calibration.dtype, np.integer):
             raise QuantizationError(f"{op.op_type} produced non-integer values ({calibration.dtype}).")
         self._steps.append(Step(op, tuple(s.name for s in sources), name))
-        return Encrypted(name, quantizer, calibration, op.op_type)
+        bounds = op_bounds(op, [source.bounds for source in sources])
+        return Encrypted(name, quantizer, calibration, op.op_type, bounds)
+
+    def _bounded(self, value: Encrypted) -> str:
+        """The name of circuit output ``value``, sized by concrete for its range over the whole
+        input grid when that is wider than calibration showed (see ``bounds``)."""
+        if value.bounds is None:
+            return value.name
+        low, high = int(np.min(value.bounds[0])), int(np.max(value.bounds[1]))
+        if value.calibration.min() <= low and high <= value.calibration.max():
+            return value.name
+        if value.name not in self._bounded_names:  # several outputs may read one value
+            self._bounded_names[value.name] = self.add(Bound(low, high), [value],
+                                                       value.quantizer).name
+        return self._bounded_names[value.name]
 
     def accumulator(self, quantizer: UniformQuantizer) -> UniformQuantizer:
         """The same affine map, for an unbounded integer (the result of a leveled op)."""
@@ -216,7 +232,9 @@ class PostTrainingQuantization:
         )
         name = f"input_{len(self._input_quantizations)}"
         self._input_quantizations.append(InputQuantization(info.input_index, info.steps, quantizer))
-        return Encrypted(name, quantizer, quantizer.quant(values), "input")
+        calibration = quantizer.quant(values)
+        return Encrypted(name, quantizer, calibration, "input",
+                         grid_interval(quantizer, calibration[:1]))
 
     def _table_lookup(
         self, info: Deferred, node, linear_only: bool, quantizer: Optional[UniformQuantizer]
@@ -259,9 +277,11 @@ class PostTrainingQuantization:
 
     def _output(self, name: str, info: TensorInfo) -> OutputDequantization:
         if isinstance(info, Encrypted):
-            return OutputDequantization(info.name, info.quantizer, ())
+            return OutputDequantization(self._bounded(info), info.quantizer, ())
         if isinstance(info, Deferred) and info.source is not None:
-            return OutputDequantization(info.source.name, info.source.quantizer, info.steps)
+            return OutputDequantization(
+                self._bounded(info.source), info.source.quantizer, info.steps
+            )
         raise QuantizationError(
             f"Model output {name!r} does not depend on any computation that needs encryption "
             "(it is constant or a function of the input alone)."

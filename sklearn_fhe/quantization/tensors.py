@@ -38,12 +38,16 @@ class Encrypted:
         Its integer values on the calibration set (for ranges and bit widths).
     producer : str
         The op that computed it, for error messages.
+    bounds : tuple of numpy.ndarray or None
+        Its range over every input of the grid, per element of a row (see ``bounds``), when
+        known.
     """
 
     name: str
     quantizer: UniformQuantizer
     calibration: np.ndarray
     producer: str = ""
+    bounds: Optional[tuple] = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from ..errors import BitWidthError
 from ..fhe.compile import DEFAULT_BATCH_SIZE
 from ..onnx.export import export_torch_to_onnx
 from ..onnx.numpy_module import NumpyModule
+from ..onnx.validation import check_float_inputs
 from ..quantization.n_bits import NBitsLike
 from ..quantization.post_training import PostTrainingQuantization
 from ..quantization.quantized_module import QuantizedModule
@@ -63,6 +64,10 @@ def quantize_onnx_model(
     ``compile_onnx_model``)."""
     array = check_inputset(inputset)
     numpy_module = NumpyModule(onnx_model)
+    check_float_inputs(onnx_model.graph)
+    # one float run first: a malformed graph (wrong arity, shapes that do not fit the inputset)
+    # fails there with our error naming the node, not deep inside quantization
+    numpy_module(array)
     ptq = PostTrainingQuantization(numpy_module, n_bits, rounding_threshold_bits)
     return ptq.quantize(array)
 

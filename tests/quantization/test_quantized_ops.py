@@ -351,7 +351,8 @@ def test_ops_after_softmax_run_in_the_clear() -> None:
     torch.manual_seed(0)
     model = SoftmaxInTheMiddle().eval()
     quantized = quantize_onnx_model(export_torch_to_onnx(model, X[:4]), X, n_bits=6)
-    assert [step.op.op_type for step in quantized.steps] == ["Gemm"]
+    # (the Gemm's result, sized for the whole input grid by a Bound: an identity on integers)
+    assert [step.op.op_type for step in quantized.steps] in (["Gemm"], ["Gemm", "Bound"])
     assert [step.op_type for step in quantized.output_dequantizations[0].steps] == [
         "Softmax", "Gemm"
     ]

@@ -1,0 +1,119 @@
+"""Worst-case integer ranges of the circuit's values, whatever the input.
+
+concrete sizes every integer of a circuit by the values it sees on the compilation inputset. An
+input outside the calibration range is clipped onto the input grid, but a combination of grid
+values never seen in calibration (one feature at its top, a correlated one at its bottom) can
+drive a leveled accumulator past that size: a silent overflow, a wrong encrypted result.
+Interval arithmetic over the integer ops gives each value's range over the *whole* input grid;
+the circuit's outputs are then hinted to hold it (``Bound``).
+
+Only values computed from the input by leveled ops (no table lookup on the way: linear models)
+are bounded. Past a lookup, a wider output would raise the precision of the lookups feeding it
+(concrete gives the values of a leveled chain one width): costlier bootstrapping, or no
+parameters at all beyond 16 bits. There the widths stay those of calibration; a lookup's own
+input can still overflow on inputs far from the calibration data (known limitation).
+
+A value's interval is a pair ``(low, high)`` of integer arrays shaped like one row of it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from concrete import fhe
+
+from .quantized_ops import (
+    IntegerOp,
+    QuantizedAdd,
+    QuantizedConv,
+    QuantizedGemm,
+    QuantizedMaxPool,
+    QuantizedReduceSum,
+    QuantizedShapeOp,
+    QuantizedTableLookup,
+)
+from .quantizers import UniformQuantizer
+
+Interval = tuple[np.ndarray, np.ndarray]
+
+
+def grid_interval(quantizer: UniformQuantizer, row: np.ndarray) -> Optional[Interval]:
+    """The whole integer grid of a bounded ``quantizer``, for values shaped like ``row``."""
+    if quantizer.n_bits is None:
+        return None
+    shape = np.shape(row)
+    return (np.full(shape, quantizer.qmin, dtype=np.int64),
+            np.full(shape, quantizer.qmax, dtype=np.int64))
+
+
+def _with(op: IntegerOp, **changes: Any) -> IntegerOp:
+    twin = copy.copy(op)
+    for name, value in changes.items():
+        setattr(twin, name, value)
+    return twin
+
+
+def _signed_parts_bounds(op: IntegerOp, weights: str, bias: str,
+                         interval: Interval) -> Interval:
+    """Bounds of an op affine in its input, ``W x + b``: positive weights take the input's
+    low end for the result's low end, negative weights its high end."""
+    low, high = interval
+    w = np.asarray(getattr(op, weights))
+    positive, negative = np.maximum(w, 0), np.minimum(w, 0)
+    offset = getattr(op, bias)
+    zero_bias = None if offset is None else np.zeros_like(np.asarray(offset))
+    plus = _with(op, **{weights: positive})
+    minus = _with(op, **{weights: negative, bias: zero_bias})
+    return (np.asarray(plus(low)) + np.asarray(minus(high)),
+            np.asarray(plus(high)) + np.asarray(minus(low)))
+
+
+def _add_bounds(op: QuantizedAdd, *intervals: Interval) -> Interval:
+    low = high = np.asarray(op.offset)
+    for sign, (lo, hi) in zip(op.signs, intervals):
+        low, high = (low + lo, high + hi) if sign > 0 else (low - hi, high - lo)
+    return np.asarray(low), np.asarray(high)
+
+
+def _monotone_bounds(op: IntegerOp, *intervals: Interval) -> Interval:
+    """Ops that move, select, sum or take maxima of elements: low ends give the low end."""
+    return (np.asarray(op(*(lo for lo, _ in intervals))),
+            np.asarray(op(*(hi for _, hi in intervals))))
+
+
+def _lookup_bounds(op: QuantizedTableLookup, interval: Interval) -> Optional[Interval]:
+    return None  # past a lookup, calibration sizes the values (see the module docstring)
+
+
+_BOUNDS: dict[type, Callable[..., Optional[Interval]]] = {
+    QuantizedGemm: lambda op, i: _signed_parts_bounds(op, "weights", "offset", i),
+    QuantizedConv: lambda op, i: _signed_parts_bounds(op, "weights", "bias", i),
+    QuantizedAdd: _add_bounds,
+    QuantizedReduceSum: _monotone_bounds,
+    QuantizedMaxPool: _monotone_bounds,
+    QuantizedShapeOp: _monotone_bounds,
+    QuantizedTableLookup: _lookup_bounds,
+}
+
+
+def op_bounds(op: IntegerOp, intervals: Sequence[Optional[Interval]]) -> Optional[Interval]:
+    """The interval of ``op``'s result given its inputs' (None where unknown)."""
+    rule = next((rule for cls, rule in _BOUNDS.items() if isinstance(op, cls)), None)
+    if rule is None or any(interval is None for interval in intervals):
+        return None
+    return rule(op, *intervals)
+
+
+class Bound(IntegerOp):
+    """Identity on integers that tells concrete the value may reach ``[low, high]`` (so it is
+    sized for every input, not only the calibration rows)."""
+
+    op_type = "Bound"
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = int(low), int(high)
+
+    def __call__(self, q: Any) -> Any:
+        return fhe.hint(q, can_store=np.array([self.low, self.high]))

@@ -1,0 +1,73 @@
+"""The promises every generated model must keep, as reusable checks."""
+
+from __future__ import annotations
+
+import numpy as np
+from concrete.fhe.dtypes import Integer
+from hypothesis import note
+
+from sklearn_fhe.errors import QuantizationError, UnsupportedModelError
+from sklearn_fhe.fhe.arrays import circuit_array
+from sklearn_fhe.quantization.quantized_module import QuantizedModule
+
+#: What fit may raise on valid data: scikit-learn's type for bad input and ours for a model
+#: that cannot be quantized as configured (both ValueErrors with a message saying why).
+ALLOWED_FIT_ERRORS = (QuantizationError, UnsupportedModelError)
+
+#: Rows checked in encrypted execution (``execute`` profile): one padded batch.
+EXECUTE_ROWS = 2
+
+
+def overflows(module: QuantizedModule, q: np.ndarray) -> list[str]:
+    """The encrypted values of the compiled circuit (each of its batch shapes) that integer
+    inputs ``q`` push outside the bit width concrete gave them: an overflow, a wrong result in
+    encrypted execution."""
+    circuit = module.fhe_circuit
+    found = []
+    for size in circuit.batch_sizes:
+        graph = circuit.function(size).graph
+        for start in range(0, len(q), size):
+            chunk = q[start:start + size]
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
+            for node, value in graph.evaluate(circuit_array(chunk)).items():
+                dtype = node.output.dtype
+                if not (node.output.is_encrypted and isinstance(dtype, Integer)):
+                    continue
+                low, high = int(np.min(value)), int(np.max(value))
+                if low < dtype.min() or high > dtype.max():
+                    found.append(f"batch_{size}: {node.label()} in [{low}, {high}] overflows "
+                                 f"{dtype}")
+    return found
+
+
+def check_modes_agree(predict, X: np.ndarray, execute: bool) -> np.ndarray:
+    """``predict(X, fhe=mode)``: simulate gives exactly the clear integer model's result (and
+    execute, on a few rows, when asked). Returns the clear result."""
+    clear = predict(X, fhe="disable")
+    np.testing.assert_array_equal(predict(X, fhe="simulate"), clear)
+    if execute:
+        rows = X[:EXECUTE_ROWS]
+        np.testing.assert_array_equal(predict(rows, fhe="execute"), predict(rows, fhe="disable"))
+    return clear
+
+
+def check_extreme_inputs(module: QuantizedModule, encoded: np.ndarray, outputs,
+                         lookups_may_overflow: bool = False) -> None:
+    """Inputs far outside calibration: integers on the input grid, no overflow in the
+    circuit, finite outputs.
+
+    ``lookups_may_overflow``: the known limitation of networks, whose accumulators feeding
+    table lookups are sized by calibration (see sklearn_fhe.quantization.bounds); their
+    overflows are reported with ``note`` and not asserted.
+    """
+    quantizer = module.input_quantizations[0].quantizer
+    q = module.quantize_input(encoded)
+    assert np.issubdtype(q.dtype, np.integer), q.dtype
+    assert q.min() >= quantizer.qmin and q.max() <= quantizer.qmax, (q.min(), q.max())
+    found = overflows(module, q)
+    if lookups_may_overflow:
+        note(f"overflows (known limitation of lookups): {found}")
+    else:
+        assert found == []
+    for output in outputs if isinstance(outputs, tuple) else (outputs,):  # no NaN, no inf
+        assert np.all(np.isfinite(np.asarray(output, dtype=np.float64))), output
