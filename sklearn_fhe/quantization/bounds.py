@@ -55,17 +55,19 @@ def _with(op: IntegerOp, **changes: Any) -> IntegerOp:
     return twin
 
 
-def _signed_parts_bounds(op: IntegerOp, weights: str, bias: str,
+def _signed_parts_bounds(op: IntegerOp, weights: str, bias: Optional[str],
                          interval: Interval) -> Interval:
-    """Bounds of an op affine in its input, ``W x + b``: positive weights take the input's
-    low end for the result's low end, negative weights its high end."""
+    """Bounds of an op affine in its input, ``W x + b`` (``bias`` names ``b``, None for none):
+    positive weights take the input's low end for the result's low end, negative weights its
+    high end; an input zero point subtracted inside the op is subtracted in both parts."""
     low, high = interval
     w = np.asarray(getattr(op, weights))
     positive, negative = np.maximum(w, 0), np.minimum(w, 0)
-    offset = getattr(op, bias)
-    zero_bias = None if offset is None else np.zeros_like(np.asarray(offset))
     plus = _with(op, **{weights: positive})
-    minus = _with(op, **{weights: negative, bias: zero_bias})
+    minus_changes = {weights: negative}
+    if bias is not None and getattr(op, bias) is not None:
+        minus_changes[bias] = np.zeros_like(np.asarray(getattr(op, bias)))
+    minus = _with(op, **minus_changes)
     return (np.asarray(plus(low)) + np.asarray(minus(high)),
             np.asarray(plus(high)) + np.asarray(minus(low)))
 
@@ -88,7 +90,7 @@ def _lookup_bounds(op: QuantizedTableLookup, interval: Interval) -> Optional[Int
 
 
 _BOUNDS: dict[type, Callable[..., Optional[Interval]]] = {
-    QuantizedGemm: lambda op, i: _signed_parts_bounds(op, "weights", "offset", i),
+    QuantizedGemm: lambda op, i: _signed_parts_bounds(op, "weights", None, i),
     QuantizedConv: lambda op, i: _signed_parts_bounds(op, "weights", "bias", i),
     QuantizedAdd: _add_bounds,
     QuantizedReduceSum: _monotone_bounds,
