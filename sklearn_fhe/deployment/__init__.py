@@ -6,11 +6,17 @@
 >>> keys, payload = client.evaluation_keys(), client.encrypt(X)   # doctest: +SKIP
 >>> result = Server("model_dir").run(payload, keys)               # doctest: +SKIP
 >>> client.predict(result)                                        # doctest: +SKIP
+
+Over HTTP (``sklearn-fhe serve model_dir``, the ``serve`` extra):
+
+>>> RemoteClient("http://127.0.0.1:8000").predict(X)              # doctest: +SKIP
 """
 
 from .client import Client, client_archive
 from .errors import ArtifactError, PayloadError
+from .remote_client import RemoteClient, ServiceError
 from .save import save
 from .server import Server
 
-__all__ = ["save", "Client", "Server", "client_archive", "ArtifactError", "PayloadError"]
+__all__ = ["save", "Client", "Server", "client_archive", "RemoteClient", "ArtifactError",
+           "PayloadError", "ServiceError"]
