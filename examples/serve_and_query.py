@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_fhe import FHELogisticRegression
@@ -28,11 +27,9 @@ from sklearn_fhe.deployment.local_service import LocalService
 
 def main() -> None:
     X, y = load_breast_cancer(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0,
-                                                        stratify=y)
-    scaler = StandardScaler().fit(X_train)
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-    model = FHELogisticRegression(n_bits=8).fit(X_train, y_train)
+    X = StandardScaler().fit(X[:450]).transform(X)
+    model = FHELogisticRegression(n_bits=8).fit(X[:450], y[:450])
+    X_test, y_test = X[450:], y[450:]
 
     with tempfile.TemporaryDirectory() as workdir:
         saved = save(model, Path(workdir) / "model")  # compiles the circuit first
