@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Union
 
+from concrete import fhe
+
 try:
     from fastapi import FastAPI, HTTPException, Request, Response
 except ImportError as error:  # pragma: no cover - depends on the installation
@@ -42,12 +44,14 @@ except ImportError as error:  # pragma: no cover - depends on the installation
 
 from .client import client_archive
 from .errors import ArtifactError, PayloadError
-from .key_store import KeyStore, KeyTooLargeError, UnknownKeyError
+from .key_store import KeyStore, KeyTooLargeError, UnknownKeyError, resident_key_bytes
 from .server import Server
 
 OCTET_STREAM = "application/octet-stream"
 KEY_ID_HEADER = "X-Key-Id"
 MiB = 1 << 20
+#: Bytes of an oversized body read (and dropped) before answering 413.
+DRAIN_BYTES = 64 * MiB
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ class ServiceLimits:
     max_key_sets : int
         Most clients' key sets held at once (least recently used out first).
     max_key_bytes : int
-        Most bytes of key sets held at once.
+        Most bytes of key sets held at once, each counted at its size in memory (several
+        times its compressed upload).
     key_ttl_s : float
         Seconds after its last use that a key set is forgotten.
     workers : int
@@ -110,19 +115,26 @@ class WorkerPool:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request's octet-stream body, refused (415 / 413 / 400) before it is read whole
-    when it has another type, announces or reaches more than ``limit`` bytes, or is empty."""
+    """The request's octet-stream body, refused (415 / 413 / 400) when it has another type,
+    announces or reaches more than ``limit`` bytes, or is empty. An oversized body is read and
+    dropped (up to ``DRAIN_BYTES`` more) before the 413, so that the client, still sending,
+    gets the answer rather than a broken connection."""
     require_octet_stream(request)
     announced = request.headers.get("content-length")
-    if announced is not None and (not announced.isdigit() or int(announced) > limit):
-        raise _too_large(announced, limit) if announced.isdigit() else HTTPException(
-            400, f"Invalid Content-Length {announced!r}.")
+    if announced is not None and not announced.isdigit():
+        raise HTTPException(400, f"Invalid Content-Length {announced!r}.")
+    if announced is not None and int(announced) > limit + DRAIN_BYTES:
+        raise _too_large(announced, limit)
+    keep = announced is None or int(announced) <= limit
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise _too_large(f"more than {limit}", limit)
-        chunks.append(chunk)
+        if size > limit + DRAIN_BYTES:
+            break
+        if keep and size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise _too_large(announced or f"more than {limit}", limit)
     if not size:
         raise HTTPException(400, "The request has no body: send the message's bytes.")
     return b"".join(chunks)
@@ -163,6 +175,9 @@ def create_app(model_dir: Union[str, Path], limits: ServiceLimits = ServiceLimit
         server.close()
         raise ArtifactError(f"The service serves the model's client part on GET /model: {error}"
                             ) from error
+    # a key set is charged what it takes once expanded in memory, not its compressed upload
+    resident = resident_key_bytes(fhe.ClientSpecs.deserialize(
+        (Path(model_dir) / "client" / "client.specs").read_bytes()))
     store = KeyStore(limits.max_key_sets, limits.max_key_bytes, limits.key_ttl_s)
     pool = WorkerPool(limits.workers, limits.max_pending)
 
@@ -189,7 +204,8 @@ def create_app(model_dir: Union[str, Path], limits: ServiceLimits = ServiceLimit
         body = await read_body(request, limits.max_key_upload_bytes)
         try:
             evaluation_keys = await pool.run(server.load_keys, body)
-            return {"key_id": store.add(evaluation_keys, len(body)), "ttl_s": limits.key_ttl_s}
+            key_id = store.add(evaluation_keys, max(len(body), resident))
+            return {"key_id": key_id, "ttl_s": limits.key_ttl_s}
         except PayloadError as error:
             raise HTTPException(400, str(error)) from error
         except KeyTooLargeError as error:

@@ -4,6 +4,10 @@ Each client uploads its evaluation keys once and names them by the id it gets ba
 forgets the least recently used key sets when it is over its count or byte bound, and any key
 set unused for longer than its time to live, so a server's memory stays bounded however many
 clients come and go. A client whose keys were forgotten uploads them again.
+
+Keys travel compressed and are expanded in memory at their first use (a 14 MB upload becomes
+~100 MB resident for a small tree ensemble), so a key set is charged its expanded size, computed
+from the model's key parameters (:func:`resident_key_bytes`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,27 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
+
+from concrete import fhe
+
+#: Bytes of one coefficient of a key in memory (64-bit integers, or 64-bit floats in the
+#: Fourier domain for bootstrap keys: two per complex value of half the polynomial).
+_WORD = 8
+
+
+def resident_key_bytes(specs: fhe.ClientSpecs) -> int:
+    """Bytes that one set of evaluation keys of a model takes in a server's memory, from the
+    model's client specs: bootstrap keys ``n · l · (k+1)² · N`` and key-switching keys
+    ``n_in · l · (n_out + 1)`` words (packing key-switching keys, which sklearn_fhe's circuits
+    do not use, are not counted)."""
+    keyset = specs.program_info.get_keyset_info()
+    dimensions = [key.dimension() for key in keyset.secret_keys()]
+    words = sum(key.input_lwe_dimension() * key.level() * (key.glwe_dimension() + 1) ** 2
+                * key.polynomial_size() for key in keyset.bootstrap_keys())
+    words += sum(dimensions[key.input_secret_key_id()] * key.level()
+                 * (dimensions[key.output_secret_key_id()] + 1)
+                 for key in keyset.keyswitch_keys())
+    return words * _WORD
 
 
 class UnknownKeyError(KeyError):
@@ -42,7 +67,7 @@ class KeyStore:
     max_sets : int
         Most key sets held at once.
     max_bytes : int
-        Most bytes held at once (the serialized size of each key set).
+        Most bytes held at once (each key set counted at the size it was added with).
     ttl : float
         Seconds after its last use that a key set is forgotten.
     clock : callable, optional

@@ -42,12 +42,15 @@ class LocalService:
     ----------
     url : str
         ``http://127.0.0.1:PORT``.
+    model_dir : pathlib.Path
+        The model served.
     process : subprocess.Popen
         The server process (its ``pid`` for memory figures).
     """
 
     def __init__(self, model_dir: Union[str, Path], options: Sequence[str] = (),
                  startup_timeout: float = 300.0) -> None:
+        self.model_dir = Path(model_dir)
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self._log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block it

@@ -14,11 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from concrete import fhe
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.preprocessing import StandardScaler
 
 import sklearn_fhe
 from sklearn_fhe.deployment import Client, RemoteClient, ServiceError, save
+from sklearn_fhe.deployment.key_store import resident_key_bytes
 from sklearn_fhe.deployment.local_service import LocalService
 
 pytest.importorskip("fastapi")
@@ -134,6 +136,18 @@ def test_model_endpoint_serves_the_client_part(linear):
     assert service.health()["model"] == remote.client.fingerprint
 
 
+def test_key_sets_are_charged_their_size_in_memory(served):
+    """Compressed keys expand at their first use: the store counts the expanded size."""
+    _, _, service = served["trees"]
+    before = service.health()
+    remote = RemoteClient(service.url, seed=4)
+    after = service.health()
+    specs = fhe.ClientSpecs.deserialize((service.model_dir / "client" / "client.specs").read_bytes())
+    charged = after["key_bytes"] - before["key_bytes"]
+    assert after["key_sets"] == before["key_sets"] + 1
+    assert charged == resident_key_bytes(specs) > 5 * len(remote.client.evaluation_keys())
+
+
 def test_missing_method_is_refused_before_any_request(served):
     _, _, service = served["trees"]
     remote = RemoteClient(service.url, seed=1)
@@ -146,6 +160,8 @@ def test_oversized_body(linear):
     _, _, service, remote = linear
     assert_refused(post_inputs(service, b"\0" * (MAX_REQUEST + 1), remote.key_id), 413,
                    "over this server's limit", service)
+    chunked = iter([b"\0" * 40_000] * 2)  # no Content-Length: counted as it arrives
+    assert_refused(post_inputs(service, chunked, remote.key_id), 413, "more than 65536", service)
     assert_refused(post(service.url + "/keys", b"\0" * (MAX_KEY_UPLOAD + 1),
                         {"Content-Type": "application/octet-stream"}), 413,
                    "over this server's limit", service)
