@@ -1,7 +1,8 @@
 """The HTTP service under load, on this machine only (127.0.0.1).
 
 For each case: fit, save, start ``sklearn-fhe serve`` in a child process on 127.0.0.1 and a free
-port, create N RemoteClients (each its own keys, uploaded once), then let the N clients send R
+port, create N RemoteClients (each its own keys, uploaded once), send one warm-up request (the
+server loads its circuit then; timed apart), then let the N clients send R
 one-row requests each, concurrently (threads; each request is encrypt → POST /predict →
 decrypt). Meanwhile another process asks ``GET /health`` every 50 ms. Prints requests/s, p50/p95
 request latency, the server's peak RSS, how many answers decrypted to the estimator's own
@@ -118,6 +119,9 @@ def measure(key: str, case: LoadCase, deadline_s: float) -> dict:
             start = time.perf_counter()
             remotes = [RemoteClient(service.url) for _ in range(case.clients)]
             setup_s = time.perf_counter() - start
+            start = time.perf_counter()  # the server loads its circuit at the first request
+            remotes[0].predict(X[:1])
+            first_s = time.perf_counter() - start
             prober = Prober(service.url)
             deadline = time.monotonic() + deadline_s
             start = time.perf_counter()
@@ -135,7 +139,7 @@ def measure(key: str, case: LoadCase, deadline_s: float) -> dict:
         "requests_planned": case.clients * case.requests, "correct": int(correct),
         "requests_per_s": latencies.size / wall_s, "wall_s": wall_s,
         "p50_s": float(np.percentile(latencies, 50)), "p95_s": float(np.percentile(latencies, 95)),
-        "server_peak_rss_mb": rss, "clients_setup_s": setup_s,
+        "server_peak_rss_mb": rss, "clients_setup_s": setup_s, "first_request_s": first_s,
         "health_probes": int(health.size), "health_p50_s": float(np.percentile(health, 50)),
         "health_p95_s": float(np.percentile(health, 95)), "health_max_s": float(health.max()),
     }
