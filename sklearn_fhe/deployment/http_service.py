@@ -116,15 +116,14 @@ class WorkerPool:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request's octet-stream body, refused (415 / 413 / 400) when it has another type,
-    announces or reaches more than ``limit`` bytes, or is empty. An oversized body is read and
-    dropped (up to ``DRAIN_BYTES`` more) before the 413, so that the client, still sending,
-    gets the answer rather than a broken connection."""
-    require_octet_stream(request)
+    announces or reaches more than ``limit`` bytes, or is empty. A refused body is still read
+    and dropped (up to ``limit + DRAIN_BYTES``) before the answer, so that a client still
+    sending gets the answer rather than a broken connection."""
     announced = request.headers.get("content-length")
     if announced is not None and not announced.isdigit():
         raise HTTPException(400, f"Invalid Content-Length {announced!r}.")
     if announced is not None and int(announced) > limit + DRAIN_BYTES:
-        raise _too_large(announced, limit)
+        raise _too_large(announced, limit)  # not worth reading: the connection closes
     keep = announced is None or int(announced) <= limit
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -133,6 +132,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             break
         if keep and size <= limit:
             chunks.append(chunk)
+    require_octet_stream(request)
     if size > limit:
         raise _too_large(announced or f"more than {limit}", limit)
     if not size:
@@ -213,16 +213,15 @@ def create_app(model_dir: Union[str, Path], limits: ServiceLimits = ServiceLimit
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
+        body = await read_body(request, limits.max_request_bytes)
         key_id = request.headers.get(KEY_ID_HEADER)
         if not key_id:
             raise HTTPException(400, f"Missing the {KEY_ID_HEADER} header: the id POST /keys "
                                      "returned for your evaluation keys.")
-        require_octet_stream(request)
         try:
             evaluation_keys = store.get(key_id)
         except UnknownKeyError as error:
             raise HTTPException(404, str(error)) from error
-        body = await read_body(request, limits.max_request_bytes)
         try:
             result = await pool.run(server.run, body, evaluation_keys)
         except PayloadError as error:

@@ -214,6 +214,9 @@ def test_unknown_key_id(linear):
     _, rows, service, remote = linear
     assert_refused(post_inputs(service, remote.client.encrypt(rows[:1]), "no-such-key"), 404,
                    "Unknown or expired key id", service)
+    # a body near the limit too: answered, not cut off
+    assert_refused(post_inputs(service, bytes(MAX_REQUEST), "no-such-key"), 404,
+                   "Unknown or expired key id", service)
 
 
 def test_missing_fields(linear):
@@ -227,6 +230,8 @@ def test_wrong_content_type(linear):
     _, rows, service, remote = linear
     body = json.dumps({"inputs": remote.client.encrypt(rows[:1]).hex()}).encode()
     assert_refused(post_inputs(service, body, remote.key_id, "application/json"), 415,
+                   "application/octet-stream", service)
+    assert_refused(post_inputs(service, bytes(4 * MAX_REQUEST), remote.key_id, "text/plain"), 415,
                    "application/octet-stream", service)
     assert_refused(post(service.url + "/keys", remote.client.evaluation_keys(),
                         {"Content-Type": "text/plain"}), 415, "application/octet-stream", service)
