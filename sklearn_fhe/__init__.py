@@ -13,6 +13,7 @@ keep_exit_status()
 # concrete traces circuits only in the thread that imported it unless told otherwise
 trace_from_any_thread()
 
+from .config import config_context, get_config, set_config
 from .ensemble import (
     FHEGradientBoostingClassifier,
     FHEGradientBoostingRegressor,
@@ -66,4 +67,7 @@ __all__ = [
     "FHETweedieRegressor",
     "compile_onnx_model",
     "compile_torch_model",
+    "config_context",
+    "get_config",
+    "set_config",
 ]

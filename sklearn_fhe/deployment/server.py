@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from concrete import fhe
 
+from ..config import get_config
+from ..fhe import parallel
 from ..fhe.runtime import ServerRuntime
 from .errors import ArtifactError, PayloadError
 from .manifest import SERVER_FILES, read_manifest
@@ -47,7 +49,8 @@ class Server:
         except (ValueError, KeyError, AttributeError, TypeError) as error:
             raise ArtifactError(f"The server part's model.json is malformed: {error!r}") from error
         try:
-            self._server = fhe.Server.load(path / "server" / "server.zip")
+            self._archive = path / "server" / "server.zip"
+            self._server = fhe.Server.load(self._archive)
         except Exception as error:  # a corrupt zip or library: concrete's own exceptions
             raise ArtifactError(f"The server part cannot be loaded: {error}") from error
         self._runtime = ServerRuntime(self._server)
@@ -61,8 +64,13 @@ class Server:
         except RuntimeError as error:
             raise PayloadError(f"These are not evaluation keys concrete can read: {error}") from error
 
-    def run(self, payload: bytes, keys: Keys) -> bytes:
+    def run(self, payload: bytes, keys: Keys, n_jobs: Optional[int] = None) -> bytes:
         """Run the circuit on encrypted inputs (``Client.encrypt``'s bytes) → encrypted results.
+
+        The circuit calls of a large payload can run on joblib workers: ``n_jobs`` local
+        processes, or a Dask cluster inside ``joblib.parallel_config(backend="dask")`` (with
+        a ``distributed.Client`` connected to its scheduler). Each worker receives the server
+        part and the keys once per request.
 
         Parameters
         ----------
@@ -70,6 +78,10 @@ class Server:
             Encrypted inputs.
         keys : bytes or concrete.fhe.EvaluationKeys
             The client's evaluation keys, as bytes or from :meth:`load_keys`.
+        n_jobs : int, optional
+            Workers for the circuit calls (joblib's meaning); default
+            ``sklearn_fhe.get_config()["n_jobs"]``: None, one unless in a
+            ``joblib.parallel_config`` context.
 
         Returns
         -------
@@ -78,9 +90,24 @@ class Server:
         """
         evaluation_keys = keys if isinstance(keys, fhe.EvaluationKeys) else self.load_keys(keys)
         message = unpack(payload, "inputs", self.fingerprint, self.functions)
-        blobs = [Blob(self._run_one(blob, evaluation_keys), blob.function, blob.rows)
-                 for blob in message.blobs]
+        n_jobs = get_config()["n_jobs"] if n_jobs is None else n_jobs
+        if parallel.n_tasks(n_jobs, len(message.blobs)) > 1:
+            outputs = self._fan_out(message.blobs, evaluation_keys, n_jobs)
+        else:
+            outputs = [self._run_one(blob, evaluation_keys) for blob in message.blobs]
+        blobs = [Blob(data, blob.function, blob.rows) for data, blob in zip(outputs, message.blobs)]
         return pack(Message("outputs", self.fingerprint, blobs))
+
+    def _fan_out(self, blobs: list, keys: fhe.EvaluationKeys, n_jobs: Optional[int]) -> list:
+        """The blobs' results computed on joblib workers (see ``sklearn_fhe.fhe.parallel``)."""
+        bundle = parallel.ServerBundle(self._archive.read_bytes(), keys.serialize())
+        try:
+            results, self.last_fan_out = parallel.fan_out(
+                bundle, [(blob.function, blob.data) for blob in blobs], n_jobs)
+        except RuntimeError as error:  # concrete's, raised in a worker
+            raise PayloadError(f"A ciphertext is not a valid input for this model: {error}") \
+                from error
+        return [result for (result,) in results]
 
     def _run_one(self, blob: Blob, keys: fhe.EvaluationKeys) -> bytes:
         try:

@@ -7,12 +7,17 @@ generated once, under a lock, whichever thread asks first.
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
 from concrete import fhe
 
+from .. import progress
+from ..config import get_config
+from . import parallel
 from .arrays import circuit_array
 from .batch_plan import Call, plan_calls
 from .runtime import ClientRuntime, ServerRuntime
@@ -48,6 +53,13 @@ def concatenate(results: list) -> Output:
     return np.concatenate(results, axis=0)
 
 
+def _rows(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q)
+    if q.shape[0] == 0:
+        raise ValueError("No rows to run: give at least one row.")
+    return q
+
+
 class BatchedCircuit:
     """A concrete module compiled for several batch shapes, run on any number of rows.
 
@@ -70,6 +82,9 @@ class BatchedCircuit:
         self.module = module
         self.batch_sizes = tuple(sorted(batch_sizes))
         self._keys_lock = threading.Lock()
+        self._bundle: Optional[tuple] = None  # (key set, ServerBundle) for workers
+        #: Figures of the last run fanned out to workers (``sklearn_fhe.set_config(n_jobs=)``).
+        self.last_fan_out: Optional[parallel.FanOutReport] = None
 
     @property
     def batch_size(self) -> int:
@@ -86,11 +101,16 @@ class BatchedCircuit:
 
     # -- running ---------------------------------------------------------------------------
     def _run_planned(self, q: np.ndarray, run: Callable[[Any, np.ndarray], Output]) -> Output:
-        q = np.asarray(q)
-        if q.shape[0] == 0:
-            raise ValueError("No rows to run: give at least one row.")
-        results = [unpad(run(self.function(call.size), padded_rows(q, call)), call)
-                   for call in self.plan(q.shape[0])]
+        q = _rows(q)
+        calls = self.plan(q.shape[0])
+        bar = progress.steps(len(calls), "circuit calls")
+        results = []
+        try:
+            for call in calls:
+                results.append(unpad(run(self.function(call.size), padded_rows(q, call)), call))
+                bar.update(1)
+        finally:
+            bar.close()
         return concatenate(results)
 
     def simulate(self, q: np.ndarray) -> Output:
@@ -98,9 +118,16 @@ class BatchedCircuit:
         return self._run_planned(q, lambda function, rows: function.simulate(rows))
 
     def encrypt_run_decrypt(self, q: np.ndarray) -> Output:
-        """Encrypt ``q`` batch by batch, run on ciphertexts, decrypt (keys made on first use)."""
+        """Encrypt ``q`` batch by batch, run on ciphertexts, decrypt (keys made on first use).
+
+        With ``sklearn_fhe.set_config(n_jobs=...)`` or in a ``joblib.parallel_config`` context,
+        the circuit calls run on joblib workers (encryption and decryption stay here).
+        """
         self.keygen()
         client, server = self._runtimes()
+        q, n_jobs = _rows(q), get_config()["n_jobs"]
+        if parallel.n_tasks(n_jobs, len(self.plan(q.shape[0]))) > 1:
+            return self._fan_out(q, client, n_jobs)
         keys = client.client.evaluation_keys
 
         def run(function, rows):
@@ -108,6 +135,30 @@ class BatchedCircuit:
             return client.decrypt(name, server.run(name, client.encrypt(name, rows), keys))
 
         return self._run_planned(q, run)
+
+    def _fan_out(self, q: np.ndarray, client: ClientRuntime, n_jobs: Optional[int]) -> Output:
+        """``encrypt_run_decrypt`` with the circuit calls on joblib workers."""
+        calls = self.plan(q.shape[0])
+        inputs = [(function_name(call.size),
+                   client.encrypt(function_name(call.size), padded_rows(q, call)).serialize())
+                  for call in calls]
+        outputs, self.last_fan_out = parallel.fan_out(self._server_bundle(client), inputs, n_jobs)
+        return concatenate([
+            unpad(client.decrypt(name, tuple(fhe.Value.deserialize(v) for v in values)), call)
+            for call, (name, _), values in zip(calls, inputs, outputs)])
+
+    def _server_bundle(self, client: ClientRuntime) -> parallel.ServerBundle:
+        """The saved server and the current evaluation keys, as bytes for workers (made once
+        per key set)."""
+        keyset = self.module.keys._keyset  # noqa: SLF001 - new keys, new bundle
+        if self._bundle is None or self._bundle[0] is not keyset:
+            with tempfile.TemporaryDirectory(prefix="sklearn_fhe_server_") as directory:
+                path = Path(directory) / "server.zip"
+                self.module.server.save(path)
+                server = path.read_bytes()
+            keys = client.client.evaluation_keys.serialize()
+            self._bundle = (keyset, parallel.ServerBundle(server, keys))
+        return self._bundle[1]
 
     def _runtimes(self) -> tuple[ClientRuntime, ServerRuntime]:
         """The module's client and server, with their programs built once."""
@@ -121,7 +172,8 @@ class BatchedCircuit:
         """Generate the key set once (or again with ``force``); thread-safe."""
         with self._keys_lock:
             if force or not self.module.keys.are_generated:
-                self.module.keygen(force=force, seed=seed)
+                with progress.activity("key generation"):
+                    self.module.keygen(force=force, seed=seed)
 
     # -- figures ---------------------------------------------------------------------------
     def pbs_count(self, size: Optional[int] = None) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 from concrete import fhe
 from concrete.fhe.compilation.artifacts import ModuleDebugArtifacts
 
+from .. import progress
 from ..errors import BitWidthError
 from .arrays import circuit_array
 from .batch_plan import batch_sizes_for
@@ -132,7 +133,7 @@ def compile_integer_function(
     )
     compiler = module_compiler(function, sizes)
     artifacts = ModuleDebugArtifacts(output_directory=_artifact_directory())
-    with _COMPILE_LOCK:
+    with _COMPILE_LOCK, progress.activity("compiling"):
         try:
             module = compiler.compile(inputsets, configuration, module_artifacts=artifacts)
         except Exception as error:  # concrete raises RuntimeError/ValueError with MLIR dumps
