@@ -1,0 +1,126 @@
+"""Encrypted calls fanned out to joblib workers: local processes (n_jobs=2) and a Dask cluster
+on this machine. Outputs must equal sequential execution bit for bit, and each worker must
+receive and load the server part and the evaluation keys once, not once per circuit call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from joblib import parallel_config
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.preprocessing import StandardScaler
+
+import sklearn_fhe
+from sklearn_fhe.deployment import Client, Server, save
+
+N_ROWS = 64  # four 16-row calls: more calls than workers
+
+pytestmark = pytest.mark.execute
+
+
+def scaled(loader):
+    X, y = loader(return_X_y=True)
+    return StandardScaler().fit_transform(X).astype(np.float32), y
+
+
+#: name → (data, estimator): a small tree ensemble and the default network
+MODELS = {
+    "RandomForest": (lambda: scaled(load_breast_cancer),
+                     lambda: sklearn_fhe.FHERandomForestClassifier(
+                         n_estimators=2, max_depth=3, random_state=0, n_bits=5)),
+    "NeuralNetClassifier": (lambda: scaled(load_digits),
+                            lambda: sklearn_fhe.FHENeuralNetClassifier(random_state=0)),
+}
+
+
+@pytest.fixture(scope="module")
+def models(fhe_configuration) -> dict:
+    """name → (compiled estimator, rows, sequential encrypted predict_proba)."""
+    out = {}
+    for name, (data, make) in MODELS.items():
+        X, y = data()
+        estimator = make().fit(X, y)
+        estimator.compile(configuration=fhe_configuration)
+        rows = X[-N_ROWS:]
+        out[name] = (estimator, rows, estimator.predict_proba(rows, fhe="execute"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A Dask cluster of two worker processes on the loopback address, started here."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
+def check_once_per_worker(report, n_calls: int, dask: bool) -> None:
+    """Each worker loaded the server and the keys once; the bundle crossed once per task
+    (local processes) or once per worker (Dask scatters it), never once per call."""
+    assert report.tasks == 2 < n_calls
+    assert 1 <= len(report.workers) <= 2
+    for note in report.workers.values():
+        assert (note.server_loads, note.key_loads) == (1, 1), note
+    received = [note.received for note in report.workers.values()]
+    if dask:
+        assert received == [1] * len(received), report.workers
+    else:
+        assert sum(received) == report.tasks, report.workers
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_two_processes_equal_sequential(models, name):
+    estimator, rows, sequential = models[name]
+    with sklearn_fhe.config_context(n_jobs=2):
+        np.testing.assert_array_equal(estimator.predict_proba(rows, fhe="execute"), sequential)
+    check_once_per_worker(estimator.fhe_circuit.last_fan_out, 4, dask=False)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_dask_cluster_equals_sequential(models, dask_client, name):
+    estimator, rows, sequential = models[name]
+    with parallel_config(backend="dask"):
+        np.testing.assert_array_equal(estimator.predict_proba(rows, fhe="execute"), sequential)
+    report = estimator.fhe_circuit.last_fan_out
+    check_once_per_worker(report, 4, dask=True)
+    workers = set(dask_client.scheduler_info()["workers"])
+    assert all(address.startswith("tcp://127.0.0.1:") for address in workers)
+
+
+def test_sequential_by_default(models):
+    """No n_jobs and no joblib context: the calls run in this process, as before."""
+    estimator, rows, sequential = models["RandomForest"]
+    estimator.fhe_circuit.last_fan_out = None
+    np.testing.assert_array_equal(estimator.predict_proba(rows[:20], fhe="execute"),
+                                  sequential[:20])
+    assert estimator.fhe_circuit.last_fan_out is None
+
+
+@pytest.fixture(scope="module")
+def deployed(models, tmp_path_factory):
+    """The forest saved; a client's keys and 64 encrypted rows; the sequential server result."""
+    estimator, rows, _ = models["RandomForest"]
+    path = save(estimator, tmp_path_factory.mktemp("parallel") / "model")
+    client = Client(path)
+    client.keygen(seed=0)
+    server = Server(path)
+    keys = server.load_keys(client.evaluation_keys())
+    payload = client.encrypt(rows)
+    return client, server, keys, payload, client.predict_proba(server.run(payload, keys))
+
+
+def test_server_run_two_processes(deployed):
+    client, server, keys, payload, sequential = deployed
+    np.testing.assert_array_equal(client.predict_proba(server.run(payload, keys, n_jobs=2)),
+                                  sequential)
+    check_once_per_worker(server.last_fan_out, 4, dask=False)
+
+
+def test_server_run_on_dask(deployed, dask_client):
+    client, server, keys, payload, sequential = deployed
+    with parallel_config(backend="dask"):
+        result = server.run(payload, keys)
+    np.testing.assert_array_equal(client.predict_proba(result), sequential)
+    check_once_per_worker(server.last_fan_out, 4, dask=True)
