@@ -142,7 +142,7 @@ class FanOutReport:
 
 
 def fan_out(bundle: ServerBundle, calls: list, n_jobs: Optional[int],
-            description: str = "encrypted calls") -> tuple[list, FanOutReport]:
+            description: str = "circuit calls") -> tuple[list, FanOutReport]:
     """Run ``calls`` on joblib workers in ``n_tasks`` contiguous chunks; results in order.
 
     Returns the serialized outputs of each call and a :class:`FanOutReport`.
