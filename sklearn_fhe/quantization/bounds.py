@@ -109,13 +109,20 @@ def op_bounds(op: IntegerOp, intervals: Sequence[Optional[Interval]]) -> Optiona
 
 
 class Bound(IntegerOp):
-    """Identity on integers that tells concrete the value may reach ``[low, high]`` (so it is
-    sized for every input, not only the calibration rows)."""
+    """``q - shift`` on integers, telling concrete the result may reach ``[low, high]`` (so it
+    is sized for every input, not only the calibration rows).
+
+    A hint gives concrete a width, not a sign: a value calibration only saw non-negative is
+    decrypted as unsigned. When its range over the grid goes below zero, ``shift`` (folded into
+    the output's zero point) makes calibration see a negative value too.
+    """
 
     op_type = "Bound"
 
-    def __init__(self, low: int, high: int) -> None:
-        self.low, self.high = int(low), int(high)
+    def __init__(self, low: int, high: int, shift: int = 0) -> None:
+        self.low, self.high, self.shift = int(low), int(high), int(shift)
 
     def __call__(self, q: Any) -> Any:
+        if self.shift:
+            q = q - self.shift
         return fhe.hint(q, can_store=np.array([self.low, self.high]))

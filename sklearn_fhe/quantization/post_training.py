@@ -96,7 +96,7 @@ class PostTrainingQuantization:
         self._input_quantizations: list[InputQuantization] = []
         self._lookups: list[LookupReport] = []
         self._materialized: dict[int, tuple] = {}
-        self._bounded_names: dict[str, str] = {}
+        self._bounded_values: dict[str, Encrypted] = {}
         self._consumers = defaultdict(list)
         for node in module.nodes:
             for name in node.input:
@@ -134,18 +134,23 @@ class PostTrainingQuantization:
         bounds = op_bounds(op, [source.bounds for source in sources])
         return Encrypted(name, quantizer, calibration, op.op_type, bounds)
 
-    def _bounded(self, value: Encrypted) -> str:
-        """The name of circuit output ``value``, sized by concrete for its range over the whole
-        input grid when that is wider than calibration showed (see ``bounds``)."""
+    def _bounded(self, value: Encrypted) -> Encrypted:
+        """Circuit output ``value``, sized by concrete for its range over the whole input grid
+        when that is wider than calibration showed (see ``bounds``)."""
         if value.bounds is None:
-            return value.name
+            return value
         low, high = int(np.min(value.bounds[0])), int(np.max(value.bounds[1]))
-        if value.calibration.min() <= low and high <= value.calibration.max():
-            return value.name
-        if value.name not in self._bounded_names:  # several outputs may read one value
-            self._bounded_names[value.name] = self.add(Bound(low, high), [value],
-                                                       value.quantizer).name
-        return self._bounded_names[value.name]
+        seen_low, seen_high = int(value.calibration.min()), int(value.calibration.max())
+        if seen_low <= low and high <= seen_high:
+            return value
+        if value.name not in self._bounded_values:  # several outputs may read one value
+            quantizer, shift = value.quantizer, 0
+            if low < 0 <= seen_low and quantizer.n_bits is None:
+                shift = seen_low + 1  # calibration then sees -1: concrete makes it signed
+                quantizer = UniformQuantizer(quantizer.scale, quantizer.zero_point - shift)
+            bound = Bound(low - shift, high - shift, shift)
+            self._bounded_values[value.name] = self.add(bound, [value], quantizer)
+        return self._bounded_values[value.name]
 
     def accumulator(self, quantizer: UniformQuantizer) -> UniformQuantizer:
         """The same affine map, for an unbounded integer (the result of a leveled op)."""
@@ -277,11 +282,11 @@ class PostTrainingQuantization:
 
     def _output(self, name: str, info: TensorInfo) -> OutputDequantization:
         if isinstance(info, Encrypted):
-            return OutputDequantization(self._bounded(info), info.quantizer, ())
+            bounded = self._bounded(info)
+            return OutputDequantization(bounded.name, bounded.quantizer, ())
         if isinstance(info, Deferred) and info.source is not None:
-            return OutputDequantization(
-                self._bounded(info.source), info.source.quantizer, info.steps
-            )
+            bounded = self._bounded(info.source)
+            return OutputDequantization(bounded.name, bounded.quantizer, info.steps)
         raise QuantizationError(
             f"Model output {name!r} does not depend on any computation that needs encryption "
             "(it is constant or a function of the input alone)."

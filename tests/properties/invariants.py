@@ -18,20 +18,32 @@ ALLOWED_FIT_ERRORS = (QuantizationError, UnsupportedModelError)
 EXECUTE_ROWS = 2
 
 
+def _checked_nodes(graph) -> set:
+    """The values whose every bit counts: circuit outputs (decrypted with their sign) and the
+    inputs of table lookups (they index the table). Leveled intermediates share their chain's
+    modular encoding: a wrap there is undone by the time the output is read."""
+    checked = set(graph.ordered_outputs())
+    for node in graph.graph.nodes:
+        if node.converted_to_table_lookup:
+            checked.update(graph.ordered_preds_of(node))
+    return checked
+
+
 def overflows(module: QuantizedModule, q: np.ndarray) -> list[str]:
-    """The encrypted values of the compiled circuit (each of its batch shapes) that integer
-    inputs ``q`` push outside the bit width concrete gave them: an overflow, a wrong result in
-    encrypted execution."""
+    """The circuit outputs and lookup inputs (of each batch shape) that integer inputs ``q``
+    push outside the bit width and sign concrete gave them: a wrong encrypted result."""
     circuit = module.fhe_circuit
     found = []
     for size in circuit.batch_sizes:
         graph = circuit.function(size).graph
+        checked = _checked_nodes(graph)
         for start in range(0, len(q), size):
             chunk = q[start:start + size]
             chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
             for node, value in graph.evaluate(circuit_array(chunk)).items():
                 dtype = node.output.dtype
-                if not (node.output.is_encrypted and isinstance(dtype, Integer)):
+                if node not in checked or not (node.output.is_encrypted
+                                                and isinstance(dtype, Integer)):
                     continue
                 low, high = int(np.min(value)), int(np.max(value))
                 if low < dtype.min() or high > dtype.max():
