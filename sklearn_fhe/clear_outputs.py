@@ -112,7 +112,7 @@ class ClearOutputs:
         if not self.is_classifier:
             inverse = {"identity": lambda v: v, "exp": np.exp, "sigmoid": expit}
             return self._squeezed(inverse[self.inverse_link](z))
-        if z.shape[1] == 1:
+        if z.shape[1] == 1 and len(self.classes) == 2:  # one margin column: binary
             index = (z[:, 0] > 0).astype(int)
         elif self.probabilities == "normalized":
             index = np.argmax(self.predict_proba(raw), axis=1)
