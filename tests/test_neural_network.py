@@ -133,7 +133,8 @@ def test_grid_search_bit_width_and_width_in_pipeline(cancer_data):
     best = search.best_estimator_[-1]
     assert best.module_.layers[0].n_bits == search.best_params_["clf__module__n_w_bits"]
     assert best.module_.hidden_layer_sizes == search.best_params_["clf__module__hidden_layer_sizes"]
-    assert best.quantized_module_.n_bits.weights == best.module_.layers[0].n_bits
+    # one post-training grid holding every layer's QAT weights (hidden n_w_bits, output 3 bits)
+    assert best.quantized_module_.n_bits.weights == qat_weight_bits(best.module_)
     assert search.score(X_test, y_test) > 0.9
 
 
