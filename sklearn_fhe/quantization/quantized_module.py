@@ -85,6 +85,9 @@ class QuantizedModule:
         One per model output (client side, after decryption).
     lookups : list of LookupReport
         The table lookups of the circuit, with their bit widths.
+    rounding_threshold_bits : int or None
+        The width table-lookup inputs were rounded to (the one "auto" chose, in
+        ``compile_torch_model``), None when nothing is rounded.
     fhe_circuit : BatchedCircuit or None
         The compiled circuit (a concrete module with one function per batch shape, one key
         set), after ``compile``.
