@@ -1,4 +1,8 @@
-"""Serve a model over HTTP and query it with only its URL: the secret key never leaves here.
+"""
+Serve a model over HTTP and query it
+====================================
+
+Query a served model with only its URL: the secret key never leaves here.
 
 train → save → ``sklearn-fhe serve MODEL_DIR`` in a child process on 127.0.0.1 and a free port
 → ``RemoteClient(url)`` fetches the client part, generates keys, uploads the evaluation keys
