@@ -9,40 +9,19 @@ Run: python benchmarks/auto_rounding_table.py [--n-bits 2 4 6 8]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from sklearn_fhe import compile_torch_model
-
-
-def mlp(n_inputs: int, hidden: tuple, n_outputs: int) -> nn.Module:
-    torch.manual_seed(0)
-    layers, width = [], n_inputs
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        width = size
-    return nn.Sequential(*layers, nn.Linear(width, n_outputs)).eval()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sklearn_fhe import compile_torch_model  # noqa: E402
+# the networks of the tests: what is measured here is what is tested there
+from tests.torch.test_auto_rounding import MODELS as NETWORKS  # noqa: E402
 
 
-def small_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 3, 3, stride=2), nn.ReLU(), nn.AvgPool2d(2, stride=1), nn.Flatten(),
-        nn.Linear(12, 10),
-    ).eval()
-
-
-#: name → (module factory, input shape without the batch axis); the networks of
-#: tests/torch/test_auto_rounding.py
-NETWORKS = {
-    "mlp 10-16-8-3": (lambda: mlp(10, (16, 8), 3), (10,)),
-    "mlp 32-12-8-8-4": (lambda: mlp(32, (12, 8, 8), 4), (32,)),
-    "mlp 64-16-12-8-8-10": (lambda: mlp(64, (16, 12, 8, 8), 10), (64,)),
-    "cnn 1x8x8": (small_cnn, (1, 8, 8)),
-}
 
 
 def main() -> None:
