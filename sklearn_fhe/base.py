@@ -24,7 +24,7 @@ from .fhe.compile import DEFAULT_BATCH_SIZE
 from .fhe.modes import FheMode
 from .onnx.export import export_torch_to_onnx
 from .onnx.numpy_module import NumpyModule
-from .quantization.n_bits import NBits, NBitsLike
+from .quantization.n_bits import NBits
 from .quantization.post_training import PostTrainingQuantization
 from .quantization.quantized_module import QuantizedModule
 

@@ -17,7 +17,6 @@ import numpy as np
 from sklearn import linear_model, svm
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils._available_if import available_if
-from sklearn.utils.validation import check_is_fitted
 
 from .base import FHEModelMixin, wrap_init
 from .clear_outputs import ClearOutputs

@@ -53,7 +53,7 @@ become constant; this is what lowers the number of table lookups of the FHE circ
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
