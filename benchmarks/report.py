@@ -89,7 +89,7 @@ def families() -> list[Family]:
             timed=[2, 4, 6], quick_timed=[6], reference=6,
         ),
         Family(
-            "network", "FHENeuralNetClassifier (32 hidden), digits",
+            "network", "FHENeuralNetClassifier (default module), digits",
             case("network", load_digits,
                  lambda: MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, random_state=0)),
             lambda n: sklearn_fhe.FHENeuralNetClassifier(random_state=0, module__n_accum_bits=n),
