@@ -16,7 +16,10 @@ The time model follows what concrete's runtime does with a batch of rows:
 - a rounded lookup (``rounding_threshold_bits``) first removes its low bits one at a time, one
   small PBS per removed bit (``round_s``, measured in front of a lookup of the same width: the
   lookup that follows a rounding keeps the parameters of its own, narrower width);
-- every circuit call pays a fixed overhead (``call_s``): what a one-row request feels most.
+- every circuit call pays a fixed overhead (``call_s``): what a one-row request feels most;
+- a circuit without lookups (a linear model) is all leveled multiply-adds on wide ciphertexts:
+  each input-output term of its dot product costs ``leveled_s`` (measured on such a circuit).
+  Behind lookups the leveled work runs on narrower ciphertexts and is not counted apart.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ class CostTable:
     lookup element inside a wide tensor, amortized over the cores), ``round_s`` (removing one
     bit before a lookup of this width), ``key_bytes`` (serialized evaluation keys of a circuit
     whose widest lookup has this width) and ``rounded_key_bytes`` (the same when that lookup
-    reads a rounded integer).
+    reads a rounded integer). Width 0 adds ``leveled_s``: one multiply-add term of a dot product
+    between wide ciphertexts and clear weights.
     """
 
     def __init__(self, entries: dict[int, dict[str, float]], machine: str = "") -> None:
@@ -198,6 +202,8 @@ def estimate(
                                    + lookup.rounded_bits * table.cost(lookup.input_bits, "round_s"))
         for lookup in lookups
     )
+    if not lookups:  # a dot product of every input with every output, on wide ciphertexts
+        server_row += n_inputs * n_outputs * table.cost(0, "leveled_s")
     client_row = (n_inputs * table.cost(ciphertexts, "input_s")
                   + n_outputs * table.cost(ciphertexts, "output_s"))
     per_call = table.cost(params, "call_s") + batch_size * (server_row + client_row)
@@ -280,8 +286,10 @@ def _lookup(width: int):
     return lambda x: table[x]
 
 
-def _leveled(x):
-    return x * 2 ** 11 + x
+def _dot_product(elements: int):
+    # clear 5-bit weights on 8-bit inputs: a 19-bit accumulator, as in a linear model
+    weights = np.random.default_rng(1).integers(-15, 16, size=elements)
+    return lambda x: np.dot(x, weights)
 
 
 def _rounded_lookup(width: int):
@@ -304,7 +312,7 @@ def calibrate(
     Per width ``b``: one lookup of ``b`` bits on 1 and on ``elements`` values (call overhead,
     amortized lookup, encryption and decryption per element), and a ``b``-bit lookup after
     rounding one bit away from ``b + 1`` bits; plus a circuit without lookups (width 0, 8-bit
-    inputs into 19-bit integers). The entries measured replace those of ``into`` (default: an
+    inputs into a 19-bit dot product, which also gives ``leveled_s``). The entries measured replace those of ``into`` (default: an
     empty table); ``on_width(table)`` is called after each width, e.g. to save progress.
     """
     import os
@@ -331,11 +339,12 @@ def calibrate(
 
 def _measure_width(width: int, elements: int, configuration) -> dict[str, float]:
     """The cost entry of one lookup width (0: a circuit without lookups)."""
-    if width == 0:  # 8-bit inputs into 19-bit integers, as in a linear model's dot product
-        lone = _measure_circuit(_leveled, 2 ** 8, 1, configuration)
-        wide = _measure_circuit(_leveled, 2 ** 8, elements, configuration)
-        return {**_client_costs(lone, wide, elements), "lookup_s": 0.0, "round_s": 0.0,
-                "rounded_key_bytes": wide["key_bytes"]}
+    if width == 0:  # 8-bit inputs into a 19-bit dot product, as in a linear model
+        lone = _measure_circuit(_dot_product(1), 2 ** 8, 1, configuration)
+        wide = _measure_circuit(_dot_product(elements), 2 ** 8, elements, configuration)
+        return {**_client_costs(lone, wide, elements, outputs=1), "lookup_s": 0.0,
+                "round_s": 0.0, "rounded_key_bytes": wide["key_bytes"],
+                "leveled_s": max(wide["run_s"] - lone["run_s"], 0.0) / (elements - 1)}
     lone = _measure_circuit(_lookup(width), 2 ** width, 1, configuration)
     wide = _measure_circuit(_lookup(width), 2 ** width, elements, configuration)
     # a lookup of ``width`` bits after rounding one bit away (below the top value, rounding
@@ -353,11 +362,12 @@ def _measure_width(width: int, elements: int, configuration) -> dict[str, float]
     }
 
 
-def _client_costs(lone: dict, wide: dict, elements: int) -> dict[str, float]:
+def _client_costs(lone: dict, wide: dict, elements: int,
+                  outputs: Optional[int] = None) -> dict[str, float]:
     return {
         "call_s": lone["encrypt_s"] + lone["run_s"] + lone["decrypt_s"],
         "input_s": wide["encrypt_s"] / elements,
-        "output_s": wide["decrypt_s"] / elements,
+        "output_s": wide["decrypt_s"] / (outputs or elements),
         "key_bytes": wide["key_bytes"],
     }
 
