@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import sklearn_fhe
 from sklearn_fhe.deployment import ArtifactError, Client, PayloadError, Server, save
 from sklearn_fhe.deployment.client import client_archive
 from sklearn_fhe.deployment.manifest import MANIFEST
+from sklearn_fhe.deployment.payload import Message, pack, unpack
 
 
 @pytest.fixture(scope="module")
@@ -165,12 +168,43 @@ def test_truncated(session, data):
         server.run(payload[:30], keys)
 
 
+def _rewrapped(payload: bytes, server: Server, change) -> bytes:
+    """``payload`` with ``change`` applied to its first ciphertext, inside a valid envelope."""
+    message = unpack(payload, "inputs", server.fingerprint, server.functions)
+    first = dataclasses.replace(message.blobs[0], data=change(message.blobs[0].data))
+    return pack(Message(message.kind, message.model, [first, *message.blobs[1:]]))
+
+
 def test_corrupt_ciphertext(session, data):
     client, server, keys = session
-    payload = bytearray(client.encrypt(data[0][:1]))
-    payload[-200:] = os.urandom(200)
+    payload = client.encrypt(data[0][:1])
+    corrupt = _rewrapped(payload, server, lambda blob: blob[:-200] + os.urandom(200))
     with pytest.raises(PayloadError, match="not a valid input"):
-        server.run(bytes(payload), keys)
+        server.run(corrupt, keys)
+    deflated = bytearray(payload)  # the deflated stream itself damaged
+    deflated[-200:] = os.urandom(200)
+    with pytest.raises(PayloadError, match="deflated ciphertext .* corrupt|not a valid input"):
+        server.run(bytes(deflated), keys)
+
+
+def test_small_ciphertexts_travel_deflated(session, data):
+    client, server, keys = session
+    payload = client.encrypt(data[0][:1])
+    message = unpack(payload, "inputs", server.fingerprint, server.functions)
+    assert len(payload) < len(message.blobs[0].data)  # the envelope pays for itself
+
+
+def test_deflate_bomb_is_refused(session, data):
+    client, server, keys = session
+    payload = client.encrypt(data[0][:1])
+    header = 18  # the envelope's fixed part; one call follows
+    bomb = zlib.compress(b"\0" * (64 << 20))  # 64 MB from ~64 KB
+    message = unpack(payload, "inputs", server.fingerprint, server.functions)
+    blob = message.blobs[0]
+    forged = (payload[:header] + (1).to_bytes(4, "big") + blob.rows.to_bytes(4, "big")
+              + b"\1" + len(bomb).to_bytes(8, "big") + bomb)
+    with pytest.raises(PayloadError, match="inflates implausibly"):
+        server.run(forged, keys)
 
 
 def test_another_models_messages(session, other, data):
