@@ -149,17 +149,24 @@ class FHEModelMixin(ABC):
         self.sklearn_model_ = self._fit_float_model(X, y, **fit_params)
         self._after_float_fit(X, y)
         X = np.asarray(X, dtype=np.float32)
-        module = self._torch_module()
-        encoded = self._encode_inputs(X[:MAX_CALIBRATION_ROWS])
-        self.onnx_model_ = export_torch_to_onnx(module, encoded[: min(len(X), 8)])
-        self._calibration_inputs = encoded
-        # asked again: a family may derive its bit widths from the trained model
+        self._calibration_inputs = self._encode_inputs(X[:MAX_CALIBRATION_ROWS])
+        self._quantize()
+        self.clear_outputs_ = self._clear_outputs()
+        return self
+
+    def _quantize(self) -> None:
+        """Export the trained model to ONNX and quantize it on the calibration rows.
+
+        Sets ``onnx_model_`` and ``quantized_module_``. Families whose float model changes after
+        fit (a network trained further or given loaded weights) call it again.
+        """
+        inputs = self._calibration_inputs
+        self.onnx_model_ = export_torch_to_onnx(self._torch_module(), inputs[:8])
+        # asked after training: a family may derive its bit widths from the trained model
         ptq = PostTrainingQuantization(
             NumpyModule(self.onnx_model_), self._n_bits(), self._rounding_threshold_bits()
         )
-        self.quantized_module_ = ptq.quantize(self._calibration_inputs)
-        self.clear_outputs_ = self._clear_outputs()
-        return self
+        self.quantized_module_ = ptq.quantize(inputs)
 
     def _input_encoder(self) -> Optional[Any]:
         """The client-side encoder of validated inputs before quantization and encryption: an

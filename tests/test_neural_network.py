@@ -10,6 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, make_regression
 from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -109,7 +110,9 @@ def test_diabetes_regression_in_original_units(fhe_configuration):
     predictions = pipe.predict(X_test)
     assert predictions.shape == (len(X_test),) and predictions.dtype == np.float64
     assert abs(predictions.mean() - y_train.mean()) < 0.3 * y_train.std()  # original units
-    assert pipe.score(X_test, y_test) > 0.2
+    # the default's weight decay keeps the network at least as good as a linear model here
+    linear = make_pipeline(StandardScaler(), LinearRegression()).fit(X_train, y_train)
+    assert pipe.score(X_test, y_test) >= linear.score(X_test, y_test) - 0.02
     reg.compile(configuration=fhe_configuration)
     assert np.array_equal(pipe.predict(X_test[:20], fhe="simulate"), predictions[:20])
     assert not hasattr(reg, "predict_proba")
@@ -224,7 +227,22 @@ def test_module_defaults_are_fhemlp():
     model = FHENeuralNetClassifier()
     assert model.module is FHEMLP and model.max_epochs == 50 and model.batch_size == 64
     assert model.lr == 1e-2 and FHENeuralNetRegressor().lr == 3e-3
+    # weight decay is the regressor's default only (the classifier's defaults are tuned without)
+    assert "optimizer__weight_decay" not in model.get_params()
+    assert FHENeuralNetRegressor().get_params()["optimizer__weight_decay"] == 3e-2
     names = [name for name, _ in model.get_default_callbacks()]
     assert "lr_schedule" in names
     assert "lr_schedule" not in [n for n, _ in
                                  FHENeuralNetClassifier(lr_schedule=None).get_default_callbacks()]
+
+
+def test_regressor_weight_decay_reaches_the_optimizer_or_none():
+    X, y = make_regression(n_samples=60, n_features=3, random_state=0)
+    fitted = FHENeuralNetRegressor(max_epochs=1, random_state=0).fit(X, y)
+    assert fitted.optimizer_.param_groups[0]["weight_decay"] == 3e-2
+    # None passes none: an optimizer without weight_decay trains
+    lbfgs = FHENeuralNetRegressor(optimizer=torch.optim.LBFGS, optimizer__weight_decay=None,
+                                  max_epochs=1, random_state=0).fit(X, y)
+    assert "weight_decay" not in lbfgs.optimizer_.defaults
+    with pytest.raises(ValueError, match="LBFGS takes no weight_decay.*weight_decay=None"):
+        FHENeuralNetRegressor(optimizer=torch.optim.LBFGS, max_epochs=1).fit(X, y)
