@@ -149,19 +149,19 @@ class FHEModelMixin(ABC):
         self.sklearn_model_ = self._fit_float_model(X, y, **fit_params)
         self._after_float_fit(X, y)
         X = np.asarray(X, dtype=np.float32)
+        module = self._torch_module()  # may set the input encoder (trees)
         self._calibration_inputs = self._encode_inputs(X[:MAX_CALIBRATION_ROWS])
-        self._quantize()
+        self._quantize(module, self._calibration_inputs)
         self.clear_outputs_ = self._clear_outputs()
         return self
 
-    def _quantize(self) -> None:
-        """Export the trained model to ONNX and quantize it on the calibration rows.
+    def _quantize(self, module: torch.nn.Module, inputs: np.ndarray) -> None:
+        """Export ``module`` to ONNX and quantize it, calibrated on the encoded ``inputs``.
 
         Sets ``onnx_model_`` and ``quantized_module_``. Families whose float model changes after
         fit (a network trained further or given loaded weights) call it again.
         """
-        inputs = self._calibration_inputs
-        self.onnx_model_ = export_torch_to_onnx(self._torch_module(), inputs[:8])
+        self.onnx_model_ = export_torch_to_onnx(module, inputs[:8])
         # asked after training: a family may derive its bit widths from the trained model
         ptq = PostTrainingQuantization(
             NumpyModule(self.onnx_model_), self._n_bits(), self._rounding_threshold_bits()

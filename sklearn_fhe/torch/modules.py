@@ -37,6 +37,8 @@ class FHEMLP(nn.Module):
     32 units rounded to 6 bits, 96 PBS, 0.963, cost 3.4x (a 6-bit lookup needs 8192-coefficient
     polynomials where a 5-bit one needs 4096); truncating instead of rounding costs the same
     PBS; a lookup on the unrounded 8-bit accumulator (rounding fused into it), 32 PBS, cost 18x.
+    ``FHENeuralNetRegressor`` trains the same module with weight decay
+    (``optimizer__weight_decay=0.03``), measured on small tabular regression sets (see there).
     After training, call :func:`~sklearn_fhe.torch.qat.calibrate_accumulators` on the training
     set so that the simulated rounding is the one the compiler derives.
 
