@@ -38,6 +38,9 @@ from .quantizers import UniformQuantizer
 
 Interval = tuple[np.ndarray, np.ndarray]
 
+#: Table entries evaluated at most to bound one lookup exactly (else its output grid bounds it).
+_MAX_TABLE_ENTRIES = 1 << 24
+
 
 def grid_interval(quantizer: UniformQuantizer, row: np.ndarray) -> Optional[Interval]:
     """The whole integer grid of a bounded ``quantizer``, for values shaped like ``row``."""
@@ -85,8 +88,26 @@ def _monotone_bounds(op: IntegerOp, *intervals: Interval) -> Interval:
             np.asarray(op(*(hi for _, hi in intervals))))
 
 
-def _lookup_bounds(op: QuantizedTableLookup, interval: Interval) -> Optional[Interval]:
-    return None  # past a lookup, calibration sizes the values (see the module docstring)
+def _lookup_bounds(op: QuantizedTableLookup, interval: Interval) -> Interval:
+    """The table's smallest and largest entries over each element's (rounded) input range.
+
+    The table is evaluated on every rounded input of the widest range at once, broadcast over
+    one row (its entries may differ per channel), a slice of elements at a time."""
+    low, high = (np.asarray(fhe.round_bit_pattern(end, lsbs_to_remove=op.lsbs_to_remove))
+                 if op.lsbs_to_remove else np.asarray(end) for end in interval)
+    inputs = np.arange(int(low.min()), int(high.max()) + 1, 1 << op.lsbs_to_remove)
+    if inputs.size * low.size > _MAX_TABLE_ENTRIES and op.out_quantizer.n_bits is not None:
+        return grid_interval(op.out_quantizer, low)  # the whole output grid: looser, as sound
+    inputs = inputs.reshape((-1,) + (1,) * low.ndim)
+    entries = np.asarray(op.table_function(inputs + np.zeros((1,) + low.shape, np.int64)))
+    inside = (inputs >= low[None]) & (inputs <= high[None])
+    big = np.iinfo(np.int64).max
+    return (np.where(inside, entries, big).min(axis=0).astype(np.int64),
+            np.where(inside, entries, -big).max(axis=0).astype(np.int64))
+
+
+def _shift_bounds(op: "Bound", interval: Interval) -> Interval:
+    return interval[0] - op.shift, interval[1] - op.shift
 
 
 _BOUNDS: dict[type, Callable[..., Optional[Interval]]] = {
@@ -97,7 +118,7 @@ _BOUNDS: dict[type, Callable[..., Optional[Interval]]] = {
     QuantizedMaxPool: _monotone_bounds,
     QuantizedShapeOp: _monotone_bounds,
     QuantizedTableLookup: _lookup_bounds,
-}
+}  # (and Bound, below)
 
 
 def op_bounds(op: IntegerOp, intervals: Sequence[Optional[Interval]]) -> Optional[Interval]:
@@ -126,3 +147,6 @@ class Bound(IntegerOp):
         if self.shift:
             q = q - self.shift
         return fhe.hint(q, can_store=np.array([self.low, self.high]))
+
+
+_BOUNDS[Bound] = _shift_bounds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
@@ -135,8 +136,9 @@ class PostTrainingQuantization:
         return Encrypted(name, quantizer, calibration, op.op_type, bounds)
 
     def _bounded(self, value: Encrypted) -> Encrypted:
-        """Circuit output ``value``, sized by concrete for its range over the whole input grid
-        when that is wider than calibration showed (see ``bounds``)."""
+        """``value``, whose every bit counts (a circuit output, a lookup's input), sized by
+        concrete for its range over the whole input grid when that is wider than calibration
+        showed (see ``bounds``)."""
         if value.bounds is None:
             return value
         low, high = int(np.min(value.bounds[0])), int(np.max(value.bounds[1]))
@@ -149,7 +151,8 @@ class PostTrainingQuantization:
                 shift = seen_low + 1  # calibration then sees -1: concrete makes it signed
                 quantizer = UniformQuantizer(quantizer.scale, quantizer.zero_point - shift)
             bound = Bound(low - shift, high - shift, shift)
-            self._bounded_values[value.name] = self.add(bound, [value], quantizer)
+            bounded = self.add(bound, [value], quantizer)  # named by its producer in errors
+            self._bounded_values[value.name] = replace(bounded, producer=value.producer)
         return self._bounded_values[value.name]
 
     def accumulator(self, quantizer: UniformQuantizer) -> UniformQuantizer:
@@ -245,17 +248,21 @@ class PostTrainingQuantization:
         self, info: Deferred, node, linear_only: bool, quantizer: Optional[UniformQuantizer]
     ) -> Encrypted:
         """In-circuit: the deferred ops as one table lookup on the source integers."""
-        source = info.source
+        # every bit of a lookup's input counts (it indexes the table): sized for the whole grid
+        source = self._bounded(info.source)
         qvalues = source.calibration
-        bits = bits_for_range(qvalues.min(), qvalues.max())
+        reach = qvalues if source.bounds is None else np.concatenate(
+            [np.ravel(end) for end in source.bounds])  # the grid's extremes, calibration within
+        bits = bits_for_range(reach.min(), reach.max())
         lsbs = 0
         # concrete's optimizer finds no parameters for a rounded lookup of MaxPool results
         # (concrete-python 2.11): those are read at full width
         threshold = None if source.producer == "MaxPool" else self.rounding_threshold_bits
-        if threshold is not None and lookup_input_bits(qvalues) > threshold:
-            lsbs = lookup_input_bits(qvalues) - threshold
+        if threshold is not None and lookup_input_bits(reach) > threshold:
+            lsbs = lookup_input_bits(reach) - threshold
             qvalues = fhe.round_bit_pattern(qvalues, lsbs_to_remove=lsbs)
-            bits = bits_for_range(qvalues.min() >> lsbs, qvalues.max() >> lsbs)
+            reach = fhe.round_bit_pattern(reach, lsbs_to_remove=lsbs)
+            bits = bits_for_range(reach.min() >> lsbs, reach.max() >> lsbs)
         ops = "+".join(step.op_type for step in info.steps) or "requantization"
         if bits > MAX_LOOKUP_BITS:
             raise BitWidthError(
@@ -274,7 +281,8 @@ class PostTrainingQuantization:
                 axis=self._feature_axis(values, linear_only),
                 include_zero=not linear_only,
             )
-        op = QuantizedTableLookup(source.quantizer, info.steps, quantizer, lsbs)
+        rounded_range = (reach.min(), reach.max()) if lsbs else None
+        op = QuantizedTableLookup(source.quantizer, info.steps, quantizer, lsbs, rounded_range)
         result = self.add(op, [source], quantizer)
         out_bits = bits_for_range(result.calibration.min(), result.calibration.max())
         self._lookups.append(LookupReport(ops, source.producer, bits, out_bits, lsbs))

@@ -531,16 +531,21 @@ class QuantizedTableLookup(IntegerOp):
     """One table lookup per element: dequantize, apply a run of elementwise ops, requantize.
 
     The input may first lose ``lsbs_to_remove`` low bits (``fhe.round_bit_pattern``) so the table
-    is indexed by a narrower integer.
+    is indexed by a narrower integer. ``rounded_range`` is the range the rounded input may reach
+    (the source's range over the whole input grid, rounded), hinted to concrete: its rounding
+    keeps one more bit when the rounded value is wider than its input, and it compares the two
+    widths concrete gave them, so a source sized past calibration needs its rounding sized alike.
     """
 
     op_type = "TableLookup"
 
-    def __init__(self, source_quantizer, steps, out_quantizer, lsbs_to_remove: int = 0) -> None:
+    def __init__(self, source_quantizer, steps, out_quantizer, lsbs_to_remove: int = 0,
+                 rounded_range: Optional[tuple] = None) -> None:
         self.source_quantizer = source_quantizer
         self.steps = tuple(steps)
         self.out_quantizer = out_quantizer
         self.lsbs_to_remove = int(lsbs_to_remove)
+        self.rounded_range = None if rounded_range is None else tuple(map(int, rounded_range))
         self.op_type = "+".join(step.op_type for step in steps) or "Requantize"
 
     def table_function(self, q: np.ndarray) -> np.ndarray:
@@ -553,6 +558,8 @@ class QuantizedTableLookup(IntegerOp):
     def __call__(self, q: Any) -> Any:
         if self.lsbs_to_remove:
             q = fhe.round_bit_pattern(q, lsbs_to_remove=self.lsbs_to_remove)
+            if self.rounded_range is not None:
+                q = fhe.hint(q, can_store=np.array(self.rounded_range))
         return fhe.univariate(self.table_function)(q)
 
 
