@@ -57,11 +57,11 @@ def lookup_widths(model, X_train: np.ndarray) -> list[str]:
 
 def module_bounds(module) -> dict:
     """Each value's interval over the whole input grid (see sklearn_fhe.quantization.bounds)."""
-    from sklearn_fhe.quantization.bounds import grid_interval, op_bounds
+    from sklearn_fhe.quantization.bounds import input_interval, op_bounds
 
-    quantizer = module.input_quantizations[0].quantizer
-    row = np.zeros(module.input_shape or (0,), dtype=np.int64)
-    intervals = {"input_0": grid_interval(quantizer, row)}
+    quantization = module.input_quantizations[0]
+    row = np.zeros(module.input_shape, dtype=np.int64)
+    intervals = {"input_0": input_interval(quantization.quantizer, quantization.steps, row)}
     for step in module.steps:
         intervals[step.output] = op_bounds(step.op, [intervals[name] for name in step.inputs])
     return intervals
@@ -91,14 +91,14 @@ def main() -> None:
         fitted = time.perf_counter() - start
         model.compile(X_train)
         stats = model.quantized_module_.statistics()
-        cost = model.quantized_module_.fhe_cost()
+        complexity = getattr(model.quantized_module_.fhe_circuit.module, "complexity", None)
         clear = model.predict(X_test, fhe="disable")
         simulated = model.predict(X_test, fhe="simulate")
         print(f"seed {seed} {params or ''}: fit {fitted:.1f} s")
         for line in lookup_widths(model, X_train):
             print("  " + line)
         print(f"  PBS/row {stats['pbs_per_row']}, max bit width {stats['max_bit_width']}, "
-              f"complexity {cost.get('compiled_complexity', 'n/a')}")
+              f"concrete's complexity (all batch shapes) {complexity:.4g}")
         print(f"  accuracy: float (QAT) {float_accuracy(model, X_test, y_test):.3f}, "
               f"simulate {np.mean(simulated == y_test):.3f} (== disable: "
               f"{bool(np.array_equal(simulated, clear))})")

@@ -51,6 +51,42 @@ def grid_interval(quantizer: UniformQuantizer, row: np.ndarray) -> Optional[Inte
             np.full(shape, quantizer.qmax, dtype=np.int64))
 
 
+#: Elementwise ops that never reverse their order twice over the reals (each is monotone in
+#: its variable input): the extremes of a chain of them come from the extremes of its input.
+_MONOTONE_STEPS = frozenset(
+    "Cast Ceil Clip DequantizeLinear Floor Identity Neg QuantizeLinear Relu Round Sigmoid "
+    "Tanh Add Sub Mul".split()
+)
+
+#: A real past any feature (validated inputs are finite), far below float64's overflow.
+_FAR = 1e300
+
+
+def input_interval(quantizer: UniformQuantizer, steps: Sequence, row: np.ndarray
+                   ) -> Optional[Interval]:
+    """The integers a model input can take: the grid of ``quantizer``, narrowed to what the
+    client-side ``steps`` (a fake quantizer's Clip, an affine map...) let through when they are
+    all monotone (then the input's two far ends reach the extremes)."""
+    grid = grid_interval(quantizer, row)
+    if grid is None or not all(_monotone(step) for step in steps):
+        return grid
+    ends = []
+    for far in (-_FAR, _FAR):
+        values = np.full(np.shape(row), far, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            for step in steps:
+                values = np.asarray(step(values), dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            return grid
+        ends.append(np.asarray(quantizer.quant(values), dtype=np.int64))
+    return np.minimum(*ends), np.maximum(*ends)
+
+
+def _monotone(step: Any) -> bool:
+    # a constant divided by the input has a pole; the input divided by a constant is affine
+    return step.op_type in _MONOTONE_STEPS or (step.op_type == "Div" and step.position == 0)
+
+
 def _with(op: IntegerOp, **changes: Any) -> IntegerOp:
     twin = copy.copy(op)
     for name, value in changes.items():

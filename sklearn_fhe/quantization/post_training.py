@@ -29,7 +29,7 @@ from .quantized_ops import (
     QuantizedTableLookup,
 )
 from .quantizers import UniformQuantizer, bits_for_range
-from .bounds import Bound, grid_interval, op_bounds
+from .bounds import Bound, input_interval, op_bounds
 from .tensors import Constant, Deferred, Encrypted, TensorInfo
 
 _LINEAR_CONSUMERS = {"Gemm", "MatMul"}
@@ -242,7 +242,7 @@ class PostTrainingQuantization:
         self._input_quantizations.append(InputQuantization(info.input_index, info.steps, quantizer))
         calibration = quantizer.quant(values)
         return Encrypted(name, quantizer, calibration, "input",
-                         grid_interval(quantizer, calibration[:1]))
+                         input_interval(quantizer, info.steps, calibration[:1]))
 
     def _table_lookup(
         self, info: Deferred, node, linear_only: bool, quantizer: Optional[UniformQuantizer]

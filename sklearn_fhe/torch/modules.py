@@ -66,6 +66,13 @@ class FHEMLP(nn.Module):
         width of the table lookups. None keeps the full accumulator.
     n_output_bits : int or None, default=3
         Weight bit width of the output layer; None uses ``n_w_bits``.
+    n_accum_max_bits : int or None, default=8
+        Widest a hidden accumulator may grow on *any* input of the grid, not only on the
+        training data: accumulator-aware training shrinks each unit's integer weights to fit
+        (see :class:`~sklearn_fhe.torch.qat.QuantLinear` ``acc_max_bits``). The circuit is
+        sized for that worst case, so it rounds ``n_accum_max_bits - n_accum_bits`` bits away
+        (one PBS each per unit). None leaves the weights free: the worst case then sets the
+        width, often a bit or two more than the training data reach.
 
     Attributes
     ----------
@@ -93,6 +100,7 @@ class FHEMLP(nn.Module):
         n_input_bits: int = 3,
         n_accum_bits: Optional[int] = 5,
         n_output_bits: Optional[int] = 3,
+        n_accum_max_bits: Optional[int] = 8,
     ):
         super().__init__()
         if isinstance(hidden_layer_sizes, int):
@@ -114,7 +122,10 @@ class FHEMLP(nn.Module):
         for index in range(n_layers):
             is_first, is_last = index == 0, index == n_layers - 1
             input_quant = (
-                QuantIdentity(n_input_bits, signed=True)
+                # symmetric (narrow) when accumulators are bounded: a negative weight then
+                # costs its worst case no more than a positive one
+                QuantIdentity(n_input_bits, signed=True,
+                              narrow_range=n_accum_max_bits is not None)
                 if is_first
                 else QuantIdentity(n_a_bits, signed=signed_activation)
             )
@@ -126,6 +137,7 @@ class FHEMLP(nn.Module):
                     input_quant=input_quant,
                     # The output accumulator is decrypted, never looked up: no rounding.
                     acc_bits=None if is_last else n_accum_bits,
+                    acc_max_bits=None if is_last else n_accum_max_bits,
                 )
             )
             if not is_last:

@@ -28,6 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Bisection steps of accumulator-aware pruning (the threshold to 2**-30 of the largest weight).
+_BISECTION_STEPS = 30
+
 #: Per-batch decay of the running peak of the accumulator's largest magnitude (see QuantLinear).
 ACC_MAX_DECAY = 0.99
 
@@ -37,6 +40,7 @@ __all__ = [
     "QuantLinear",
     "QuantConv2d",
     "quantize_weight",
+    "accumulator_aware_weight",
     "accumulator_bit_widths",
     "calibrate_accumulators",
     "signed_bit_width",
@@ -123,6 +127,82 @@ def quantize_weight(weight: torch.Tensor, n_bits: int) -> tuple[torch.Tensor, to
     return weight + (fake - weight).detach(), scale
 
 
+def worst_case_accumulators(
+    w_int: torch.Tensor, low: int, high: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smallest and largest ``sum_k q_x q_w`` of each output channel over every input of the grid
+    ``q_x`` in ``[low, high]`` (``low <= 0 <= high``): the ends each weight's sign picks.
+
+    Parameters
+    ----------
+    w_int : torch.Tensor
+        Integer weights of shape ``(out_channels, ...)``.
+    low, high : int
+        The input grid's integer range (after its zero point).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(smallest, largest)``, each of shape ``(out_channels,)``.
+    """
+    flat = w_int.reshape(w_int.shape[0], -1)
+    positive, negative = flat.clamp(min=0).sum(dim=1), flat.clamp(max=0).sum(dim=1)
+    return positive * low + negative * high, positive * high + negative * low
+
+
+def accumulator_budget(max_bits: int, acc_bits: Optional[int]) -> int:
+    """Largest ``|sum_k q_x q_w|`` a ``max_bits`` accumulator rounded to ``acc_bits`` may hold:
+    its signed symmetric range, less half a rounding step at the top (rounded up, the largest
+    value must stay within the width too)."""
+    lsbs = max(0, int(max_bits) - int(acc_bits)) if acc_bits is not None else 0
+    return 2 ** (int(max_bits) - 1) - 1 - (2 ** (lsbs - 1) if lsbs else 0)
+
+
+def accumulator_aware_weight(
+    weight: torch.Tensor, n_bits: int, low: int, high: int, budget: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fake-quantize ``weight`` like :func:`quantize_weight`, each output channel pruned just
+    enough that its accumulator over the whole input grid ``[low, high]`` stays within
+    ``budget`` in magnitude (accumulator-aware quantization).
+
+    A channel's accumulator reaches ``sum_k max(q_w low, q_w high)`` at worst, a weighted L1
+    norm of its integer weights. Its smallest weights are zeroed (those below a magnitude
+    threshold, the smallest threshold that meets the budget, found by bisection) and the others
+    keep their integers on the channel's grid: the largest keeps the grid's largest integer, so
+    the post-training quantizer's symmetric grid reproduces the integers exactly. Gradients
+    pass straight through, so a pruned weight can grow back past a smaller one.
+
+    Returns
+    -------
+    fake_weight : torch.Tensor
+        The pruned weight on its grid, with the gradient of ``weight``.
+    scale : torch.Tensor
+        The per-channel scale, shaped ``(out_channels, 1, ...)``, detached.
+    """
+    scale = _weight_scale(weight, n_bits)
+    magnitude = weight.detach().abs()
+    w_int = torch.round(weight.detach() / scale)
+    shape = (-1,) + (1,) * (weight.dim() - 1)
+
+    def kept(threshold: torch.Tensor) -> torch.Tensor:
+        return w_int * (magnitude >= threshold.view(shape))
+
+    def worst(threshold: torch.Tensor) -> torch.Tensor:
+        smallest, largest = worst_case_accumulators(kept(threshold), low, high)
+        return torch.maximum(-smallest, largest)
+
+    # at the channel's largest magnitude only its largest weights are left
+    lo = torch.zeros(weight.shape[0], dtype=magnitude.dtype, device=magnitude.device)
+    hi = magnitude.reshape(weight.shape[0], -1).amax(dim=1)
+    over = worst(lo) > budget
+    for _ in range(_BISECTION_STEPS if bool(over.any()) else 0):
+        middle = (lo + hi) / 2
+        fits = worst(middle) <= budget
+        hi, lo = torch.where(fits, middle, hi), torch.where(fits, lo, middle)
+    fake = kept(torch.where(over, hi, lo)) * scale
+    return weight + (fake - weight).detach(), scale
+
+
 # --------------------------------------------------------------------------------------------------
 # Activation quantization
 # --------------------------------------------------------------------------------------------------
@@ -191,6 +271,10 @@ class QuantIdentity(nn.Module):
         non-negative (after a ReLU).
     init_scale : float or None, default=None
         Initial scale. When None, it is set from the first batch seen.
+    narrow_range : bool, default=False
+        Signed grids only: drop the lowest level, ``[-(2**(n_bits-1) - 1), 2**(n_bits-1) - 1]``.
+        Symmetric around 0, the grid then bounds the next layer's accumulators by ``max|q| = 2**(n_bits-1) - 1``
+        times its weights' L1 norm, whatever their signs (see ``acc_max_bits``).
 
     Attributes
     ----------
@@ -207,16 +291,20 @@ class QuantIdentity(nn.Module):
     tensor([0.0000, 0.0000, 0.5000, 1.0000, 1.5000], grad_fn=<MulBackward0>)
     """
 
-    def __init__(self, n_bits: int = 3, signed: bool = False, init_scale: Optional[float] = None):
+    def __init__(self, n_bits: int = 3, signed: bool = False, init_scale: Optional[float] = None,
+                 narrow_range: bool = False):
         super().__init__()
         n_bits = int(n_bits)
         if n_bits < (2 if signed else 1):
             raise ValueError(f"n_bits must be at least {2 if signed else 1}, got {n_bits}.")
+        if narrow_range and not signed:
+            raise ValueError("narrow_range applies to signed grids: pass signed=True.")
         self.n_bits = n_bits
         self.signed = bool(signed)
+        self.narrow_range = bool(narrow_range)
         self.zero_point = 0
         if self.signed:
-            self.q_min, self.q_max = -(2 ** (n_bits - 1)), 2 ** (n_bits - 1) - 1
+            self.q_min, self.q_max = -(2 ** (n_bits - 1)) + self.narrow_range, 2 ** (n_bits - 1) - 1
         else:
             self.q_min, self.q_max = 0, 2**n_bits - 1
         init = 1.0 if init_scale is None else float(init_scale)
@@ -268,7 +356,8 @@ class QuantIdentity(nn.Module):
             return torch.round(self.forward(x) / self.scale)
 
     def extra_repr(self) -> str:  # noqa: D102
-        return f"n_bits={self.n_bits}, signed={self.signed}"
+        narrow = ", narrow_range=True" if self.narrow_range else ""
+        return f"n_bits={self.n_bits}, signed={self.signed}{narrow}"
 
 
 class QuantReLU(QuantIdentity):
@@ -312,46 +401,88 @@ class _QuantWeightMixin:
     weight: torch.Tensor
     bias: Optional[torch.Tensor]
 
-    def _init_quant(self, n_bits, input_quant, acc_bits):
+    def _init_quant(self, n_bits, input_quant, acc_bits, acc_max_bits=None):
         n_bits = int(n_bits)
         if n_bits < 2:
             raise ValueError(f"n_bits must be at least 2 for signed weights, got {n_bits}.")
-        if acc_bits is not None and int(acc_bits) < 1:
-            raise ValueError(f"acc_bits must be a positive integer or None, got {acc_bits}.")
-        if acc_bits is not None and input_quant is None:
-            raise ValueError(
-                "acc_bits needs the layer's input grid: pass input_quant=QuantIdentity(...)."
-            )
+        for name, value in (("acc_bits", acc_bits), ("acc_max_bits", acc_max_bits)):
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer or None, got {value}.")
+            if value is not None and input_quant is None:
+                raise ValueError(
+                    f"{name} needs the layer's input grid: pass input_quant=QuantIdentity(...)."
+                )
         self.n_bits = n_bits
         self.acc_bits = None if acc_bits is None else int(acc_bits)
+        self.acc_max_bits = None if acc_max_bits is None else int(acc_max_bits)
         self.input_quant = input_quant
+        if self.acc_max_bits is not None:
+            low, high = self.input_range()
+            smallest = (2 ** (n_bits - 1) - 1) * max(-low, high)  # one weight, at the grid's top
+            if smallest > accumulator_budget(self.acc_max_bits, self.acc_bits):
+                raise ValueError(
+                    f"acc_max_bits={self.acc_max_bits} cannot hold even one {n_bits}-bit weight "
+                    f"times an input of the grid [{low}, {high}] (|{smallest}|) once rounded to "
+                    f"acc_bits={self.acc_bits}: raise acc_max_bits or lower n_bits."
+                )
         # Largest |integer accumulator| seen while training (a running maximum), from which the
         # rounding of the accumulator to ``acc_bits`` bits is derived.
         self.register_buffer("acc_abs_max", torch.tensor(0.0))
         # The ONNX export reads the weight from this buffer: a buffer becomes an initializer,
         # whereas the ops computing the fake-quantized weight from the parameter would be exported
         # as ops (the exporter does not fold Abs/ReduceMax/Round). Kept current by ``train(False)``.
-        self.register_buffer("weight_quantized", quantize_weight(self.weight.detach(), n_bits)[0])
+        self.register_buffer("weight_quantized", self._quantize(self.weight.detach())[0])
+
+    def input_range(self) -> tuple[int, int]:
+        """The integer range ``q - z`` of the layer's input grid (its ``input_quant``)."""
+        quant = self.input_quant
+        return quant.q_min - quant.zero_point, quant.q_max - quant.zero_point
+
+    def _quantize(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.acc_max_bits is None:
+            return quantize_weight(weight, self.n_bits)
+        low, high = self.input_range()
+        budget = accumulator_budget(self.acc_max_bits, self.acc_bits)
+        return accumulator_aware_weight(weight, self.n_bits, low, high, budget)
 
     def quantized_weight(self) -> torch.Tensor:
-        """The fake-quantized weight ``round(W / scale) * scale`` (STE gradient)."""
-        return quantize_weight(self.weight, self.n_bits)[0]
+        """The fake-quantized weight ``w_int * scale`` (STE gradient); with ``acc_max_bits``,
+        shrunk so every accumulator fits that width (see :func:`accumulator_aware_weight`)."""
+        return self._quantize(self.weight)[0]
 
     def weight_scale(self) -> torch.Tensor:
         """Per-output-channel weight scale, shaped ``(out_channels,)``."""
-        return _weight_scale(self.weight, self.n_bits).flatten()
+        return self._quantize(self.weight.detach())[1].flatten()
 
     def integer_weight(self) -> torch.Tensor:
-        """The integer weights ``round(W / scale)``."""
+        """The integer weights ``w_int``."""
         with torch.no_grad():
-            return torch.round(self.weight / _weight_scale(self.weight, self.n_bits))
+            fake, scale = self._quantize(self.weight)
+            return torch.round(fake / scale)
+
+    def worst_case_abs_accumulator(self, w_int: Optional[torch.Tensor] = None) -> float:
+        """Largest ``|sum_k q_x q_w|`` over every input of the grid (0 without ``input_quant``):
+        what the compiled circuit sizes the accumulator for."""
+        if self.input_quant is None:
+            return 0.0
+        w_int = self.integer_weight() if w_int is None else w_int
+        smallest, largest = worst_case_accumulators(w_int, *self.input_range())
+        return float(torch.maximum(-smallest, largest).max())
 
     @property
     def lsbs_to_remove(self) -> int:
-        """Bits the accumulator rounding removes, as in ``fhe.round_bit_pattern`` (0 if off)."""
-        if self.acc_bits is None or float(self.acc_abs_max) <= 0:
+        """Bits the accumulator rounding removes, as in ``fhe.round_bit_pattern`` (0 if off).
+
+        As the compiler does: the accumulator's signed width over the whole input grid (its
+        worst case, at least the largest magnitude seen) less ``acc_bits``."""
+        return self._lsbs_to_remove(None)
+
+    def _lsbs_to_remove(self, w_int: Optional[torch.Tensor]) -> int:
+        if self.acc_bits is None:
             return 0
-        max_abs = float(self.acc_abs_max)
+        max_abs = max(float(self.acc_abs_max), self.worst_case_abs_accumulator(w_int))
+        if max_abs <= 0:
+            return 0
         width = signed_bit_width(-max_abs, max_abs)
         return max(0, width - self.acc_bits)
 
@@ -363,7 +494,7 @@ class _QuantWeightMixin:
         :func:`sklearn_fhe.onnx.export.export_torch_to_onnx` do), so the export always sees the
         trained weight.
         """
-        self.weight_quantized.copy_(quantize_weight(self.weight, self.n_bits)[0])
+        self.weight_quantized.copy_(self._quantize(self.weight)[0])
 
     def train(self, mode: bool = True):  # noqa: D102
         if not mode:
@@ -377,12 +508,12 @@ class _QuantWeightMixin:
             # The ONNX graph is the unrounded model; accumulator rounding is applied by the
             # compiler (lsbs_to_remove tells it by how much).
             return op(x, self.weight_quantized, self.bias)
-        weight_q = self.quantized_weight()
+        weight_q, weight_scale = self._quantize(self.weight)
         acc = op(x, weight_q, None)
         if self.input_quant is not None and (self.training or self.acc_bits is not None):
             # Integer accumulator sum_k q_x q_w (exact in float32 at these widths).
             channel_shape = (1, -1) + (1,) * (acc.dim() - 2)
-            unit = (self.input_quant.scale.detach() * self.weight_scale()).view(channel_shape)
+            unit = (self.input_quant.scale.detach() * weight_scale.flatten()).view(channel_shape)
             acc_int = torch.round(acc.detach() / unit)
             if self.training:
                 # Peak hold with a slow decay: follows the maximum over roughly the last epoch,
@@ -390,7 +521,8 @@ class _QuantWeightMixin:
                 self.acc_abs_max.copy_(
                     torch.maximum(acc_int.abs().max(), self.acc_abs_max * ACC_MAX_DECAY)
                 )
-            lsbs = self.lsbs_to_remove
+            w_int = torch.round(weight_q.detach() / weight_scale)
+            lsbs = self._lsbs_to_remove(w_int)
             if lsbs > 0:
                 rounded = _round_half_up_to_multiple(acc_int, lsbs)
                 acc = acc + ((rounded - acc_int) * unit).detach()
@@ -421,7 +553,13 @@ class QuantLinear(_QuantWeightMixin, nn.Linear):
         recent batches decaying by ``ACC_MAX_DECAY`` per batch; call
         :func:`calibrate_accumulators` on the training set after training to fix it exactly).
         The ONNX export stays unrounded; the compiler must round the same
-        way for the circuit to match.
+        way for the circuit to match. The width rounded from is the accumulator's over the
+        whole input grid when that is wider (the compiled circuit is sized for any input).
+    acc_max_bits : int or None, default=None
+        When set (and ``input_quant`` given), accumulator-aware training: each output unit's
+        integer weights are shrunk (:func:`accumulator_aware_weight`) so that its accumulator
+        fits ``acc_max_bits`` signed bits for *every* input of the grid, hence the circuit's
+        rounding to ``acc_bits`` removes ``acc_max_bits - acc_bits`` bits (one PBS each) at most.
 
     Attributes
     ----------
@@ -450,17 +588,19 @@ class QuantLinear(_QuantWeightMixin, nn.Linear):
         n_bits: int = 3,
         input_quant: Optional[QuantIdentity] = None,
         acc_bits: Optional[int] = None,
+        acc_max_bits: Optional[int] = None,
         device=None,
         dtype=None,
     ):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._init_quant(n_bits, input_quant, acc_bits)
+        self._init_quant(n_bits, input_quant, acc_bits, acc_max_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self._linear_forward(x, F.linear)
 
     def extra_repr(self) -> str:  # noqa: D102
         extra = f", acc_bits={self.acc_bits}" if self.acc_bits is not None else ""
+        extra += f", acc_max_bits={self.acc_max_bits}" if self.acc_max_bits is not None else ""
         return f"{super().extra_repr()}, n_bits={self.n_bits}{extra}"
 
 
@@ -478,6 +618,8 @@ class QuantConv2d(_QuantWeightMixin, nn.Conv2d):
         Optional quantizer applied to the input first (see :class:`QuantLinear`).
     acc_bits : int or None, default=None
         Simulated accumulator rounding (see :class:`QuantLinear`).
+    acc_max_bits : int or None, default=None
+        Accumulator-aware training (see :class:`QuantLinear`).
 
     Examples
     --------
@@ -501,6 +643,7 @@ class QuantConv2d(_QuantWeightMixin, nn.Conv2d):
         n_bits: int = 3,
         input_quant: Optional[QuantIdentity] = None,
         acc_bits: Optional[int] = None,
+        acc_max_bits: Optional[int] = None,
         device=None,
         dtype=None,
     ):
@@ -519,7 +662,7 @@ class QuantConv2d(_QuantWeightMixin, nn.Conv2d):
             device=device,
             dtype=dtype,
         )
-        self._init_quant(n_bits, input_quant, acc_bits)
+        self._init_quant(n_bits, input_quant, acc_bits, acc_max_bits)
 
     def _conv(self, x, weight, bias):
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
@@ -529,6 +672,7 @@ class QuantConv2d(_QuantWeightMixin, nn.Conv2d):
 
     def extra_repr(self) -> str:  # noqa: D102
         extra = f", acc_bits={self.acc_bits}" if self.acc_bits is not None else ""
+        extra += f", acc_max_bits={self.acc_max_bits}" if self.acc_max_bits is not None else ""
         return f"{super().extra_repr()}, n_bits={self.n_bits}{extra}"
 
 
