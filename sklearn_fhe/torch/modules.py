@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .qat import QuantIdentity, QuantLinear
+from .qat import QuantIdentity, QuantLinear, auto_accumulator_bits
 
 __all__ = ["FHEMLP"]
 
@@ -66,13 +66,15 @@ class FHEMLP(nn.Module):
         width of the table lookups. None keeps the full accumulator.
     n_output_bits : int or None, default=3
         Weight bit width of the output layer; None uses ``n_w_bits``.
-    n_accum_max_bits : int or None, default=8
+    n_accum_max_bits : int, "auto" or None, default="auto"
         Widest a hidden accumulator may grow on *any* input of the grid, not only on the
-        training data: accumulator-aware training shrinks each unit's integer weights to fit
-        (see :class:`~sklearn_fhe.torch.qat.QuantLinear` ``acc_max_bits``). The circuit is
-        sized for that worst case, so it rounds ``n_accum_max_bits - n_accum_bits`` bits away
-        (one PBS each per unit). None leaves the weights free: the worst case then sets the
-        width, often a bit or two more than the training data reach.
+        training data: accumulator-aware training prunes each unit's smallest integer weights
+        until it fits (see :class:`~sklearn_fhe.torch.qat.QuantLinear` ``acc_max_bits``). The
+        circuit is sized for that worst case, so it rounds ``n_accum_max_bits - n_accum_bits``
+        bits away (one PBS each per unit). "auto" leaves room for about eight products of the
+        largest input and weight (:func:`~sklearn_fhe.torch.qat.auto_accumulator_bits`: 8 bits
+        with the defaults). None leaves the weights free: the worst case then sets the width,
+        one or two bits above what the training data reach (dearer, and coarser once rounded).
 
     Attributes
     ----------
@@ -100,7 +102,7 @@ class FHEMLP(nn.Module):
         n_input_bits: int = 3,
         n_accum_bits: Optional[int] = 5,
         n_output_bits: Optional[int] = 3,
-        n_accum_max_bits: Optional[int] = 8,
+        n_accum_max_bits: Union[int, str, None] = "auto",
     ):
         super().__init__()
         if isinstance(hidden_layer_sizes, int):
@@ -112,6 +114,10 @@ class FHEMLP(nn.Module):
             raise TypeError(
                 f"activation must be a torch.nn.Module class such as torch.nn.ReLU, "
                 f"got {activation!r}."
+            )
+        if isinstance(n_accum_max_bits, str) and n_accum_max_bits != "auto":
+            raise ValueError(
+                f"n_accum_max_bits must be an int, 'auto' or None, got {n_accum_max_bits!r}."
             )
         self.n_inputs, self.n_outputs = sizes[0], sizes[-1]
         self.hidden_layer_sizes = tuple(sizes[1:-1])
@@ -129,15 +135,20 @@ class FHEMLP(nn.Module):
                 if is_first
                 else QuantIdentity(n_a_bits, signed=signed_activation)
             )
+            weight_bits = n_output_bits if (is_last and n_output_bits) else n_w_bits
+            max_bits = n_accum_max_bits
+            if isinstance(max_bits, str) and max_bits == "auto":
+                max_bits = auto_accumulator_bits(input_quant, weight_bits)
             self.layers.append(
                 QuantLinear(
                     sizes[index],
                     sizes[index + 1],
-                    n_bits=n_output_bits if (is_last and n_output_bits) else n_w_bits,
+                    n_bits=weight_bits,
                     input_quant=input_quant,
-                    # The output accumulator is decrypted, never looked up: no rounding.
+                    # The output accumulator is decrypted, never looked up: no rounding, and
+                    # the circuit's output is sized for its worst case whatever its width.
                     acc_bits=None if is_last else n_accum_bits,
-                    acc_max_bits=None if is_last else n_accum_max_bits,
+                    acc_max_bits=None if is_last else max_bits,
                 )
             )
             if not is_last:

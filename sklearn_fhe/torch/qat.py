@@ -41,6 +41,7 @@ __all__ = [
     "QuantConv2d",
     "quantize_weight",
     "accumulator_aware_weight",
+    "auto_accumulator_bits",
     "accumulator_bit_widths",
     "calibrate_accumulators",
     "signed_bit_width",
@@ -156,6 +157,15 @@ def accumulator_budget(max_bits: int, acc_bits: Optional[int]) -> int:
     value must stay within the width too)."""
     lsbs = max(0, int(max_bits) - int(acc_bits)) if acc_bits is not None else 0
     return 2 ** (int(max_bits) - 1) - 1 - (2 ** (lsbs - 1) if lsbs else 0)
+
+
+def auto_accumulator_bits(input_quant: "QuantIdentity", n_bits: int) -> int:
+    """A worst-case accumulator width for a layer with ``n_bits`` weights on ``input_quant``'s
+    grid: room for about eight products of the largest input and the largest weight (8 bits
+    for 3-bit weights on a 3-bit narrow signed grid, whose largest magnitude is 3)."""
+    largest_input = max(-(input_quant.q_min - input_quant.zero_point),
+                        input_quant.q_max - input_quant.zero_point)
+    return largest_input.bit_length() + (2 ** (n_bits - 1) - 1).bit_length() + 4
 
 
 def accumulator_aware_weight(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from concrete.fhe.dtypes import Integer
-from hypothesis import note
 
 from sklearn_fhe.errors import QuantizationError, UnsupportedModelError
 from sklearn_fhe.fhe.arrays import circuit_array
@@ -63,23 +62,14 @@ def check_modes_agree(predict, X: np.ndarray, execute: bool) -> np.ndarray:
     return clear
 
 
-def check_extreme_inputs(module: QuantizedModule, encoded: np.ndarray, outputs,
-                         lookups_may_overflow: bool = False) -> None:
+def check_extreme_inputs(module: QuantizedModule, encoded: np.ndarray, outputs) -> None:
     """Inputs far outside calibration: integers on the input grid, no overflow in the
-    circuit, finite outputs.
-
-    ``lookups_may_overflow``: the known limitation of networks, whose accumulators feeding
-    table lookups are sized by calibration (see sklearn_fhe.quantization.bounds); their
-    overflows are reported with ``note`` and not asserted.
-    """
+    circuit (outputs and lookup inputs are sized for the whole grid, see
+    sklearn_fhe.quantization.bounds), finite outputs."""
     quantizer = module.input_quantizations[0].quantizer
     q = module.quantize_input(encoded)
     assert np.issubdtype(q.dtype, np.integer), q.dtype
     assert q.min() >= quantizer.qmin and q.max() <= quantizer.qmax, (q.min(), q.max())
-    found = overflows(module, q)
-    if lookups_may_overflow:
-        note(f"overflows (known limitation of lookups): {found}")
-    else:
-        assert found == []
+    assert overflows(module, q) == []
     for output in outputs if isinstance(outputs, tuple) else (outputs,):  # no NaN, no inf
         assert np.all(np.isfinite(np.asarray(output, dtype=np.float64))), output

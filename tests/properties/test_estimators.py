@@ -3,9 +3,9 @@
 For any data set (shapes, scales 1e-6..1e6, constant and duplicate columns) and n_bits 2-8:
 fit succeeds or raises one of our documented errors; the simulated circuit gives exactly the
 clear integer results; inputs far outside the calibration range are clipped onto the input
-grid, overflow no integer of the circuit and give finite predictions (networks: the
-accumulators feeding their lookups may overflow there, a known limitation noted per example,
-see sklearn_fhe.quantization.bounds).
+grid, overflow no integer of the circuit (outputs and lookup inputs are sized for the whole
+grid, see sklearn_fhe.quantization.bounds) and give finite predictions equal to the
+simulated circuit's.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def raw_output(model, X, fhe="disable"):
     return model._quantized_output(X, fhe)
 
 
-def check_estimator(model, dataset, grid_clip, lookups_may_overflow: bool = False) -> None:
+def check_estimator(model, dataset, grid_clip) -> None:
     """Fit, then the promises on training rows and on extreme rows. ``grid_clip(model, rows,
     X_train)``, if given, clips rows to the real range the model's input grid represents."""
     note(repr(model))
@@ -60,10 +60,8 @@ def check_estimator(model, dataset, grid_clip, lookups_may_overflow: bool = Fals
     check_modes_agree(lambda X, fhe: raw_output(model, X, fhe), dataset.X, execute)
     extreme = extreme_rows(dataset.X)
     clear = (model.predict(extreme), raw_output(model, extreme))
-    check_extreme_inputs(model.quantized_module_, model._encode_inputs(extreme), clear,
-                         lookups_may_overflow)
-    if not lookups_may_overflow:  # an overflowing circuit computes other integers
-        check_modes_agree(model.predict, extreme, False)
+    check_extreme_inputs(model.quantized_module_, model._encode_inputs(extreme), clear)
+    check_modes_agree(model.predict, extreme, False)
     # what reaches the circuit is the grid: clipping to it first changes nothing
     if grid_clip is not None:
         np.testing.assert_array_equal(raw_output(model, grid_clip(model, extreme, dataset.X)),
@@ -115,4 +113,4 @@ def test_neural_networks(name, hidden, input_bits, weight_bits, activation_bits,
         module__n_a_bits=activation_bits,
     )
     # (no real-space clip: the QAT input quantizer clips and rescales in client-side steps)
-    check_estimator(model, dataset, None, lookups_may_overflow=True)
+    check_estimator(model, dataset, None)

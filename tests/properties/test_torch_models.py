@@ -51,5 +51,5 @@ def test_compiled_mlps(n_bits, rounding, data) -> None:
         assume(False)
     check_modes_agree(lambda X, fhe: module.forward(X, fhe=fhe), dataset.X, checks_execute())
     extreme = extreme_rows(dataset.X)
-    # accumulators feeding lookups may overflow there (known limitation, see invariants)
-    check_extreme_inputs(module, extreme, module.forward(extreme), lookups_may_overflow=True)
+    check_extreme_inputs(module, extreme, module.forward(extreme))
+    check_modes_agree(lambda X, fhe: module.forward(X, fhe=fhe), extreme, False)
