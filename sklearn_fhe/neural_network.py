@@ -103,7 +103,8 @@ _COMMON_DOC = """
     ``module__activation`` (torch.nn.ReLU), ``module__n_w_bits`` (3, weights),
     ``module__n_a_bits`` (3, hidden activations), ``module__n_input_bits`` (3, inputs),
     ``module__n_accum_bits`` (5, the accumulators' rounded width, i.e. the table lookups' input
-    width), ``module__n_output_bits`` (3, output weights)). ``n_inputs`` / ``n_outputs`` are set
+    width), ``module__n_accum_max_bits`` ("auto", the accumulators' width over any input,
+    kept by accumulator-aware training), ``module__n_output_bits`` (3, output weights)). ``n_inputs`` / ``n_outputs`` are set
     from the training data for any module whose constructor takes them. They can be
     grid-searched like any parameter, e.g. ``{{"clf__module__n_w_bits": [2, 3]}}`` in a Pipeline.
 

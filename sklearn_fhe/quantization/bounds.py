@@ -4,14 +4,18 @@ concrete sizes every integer of a circuit by the values it sees on the compilati
 input outside the calibration range is clipped onto the input grid, but a combination of grid
 values never seen in calibration (one feature at its top, a correlated one at its bottom) can
 drive a leveled accumulator past that size: a silent overflow, a wrong encrypted result.
-Interval arithmetic over the integer ops gives each value's range over the *whole* input grid;
-the circuit's outputs are then hinted to hold it (``Bound``).
+Interval arithmetic over the integer ops gives each value's range over the *whole* input grid
+(narrowed by the client-side steps before the input quantizer, such as a fake quantizer's
+Clip); the values whose every bit counts are then hinted to hold it (``Bound``): the circuit's
+outputs (decrypted with their sign) and the inputs of table lookups (they index the table).
 
-Only values computed from the input by leveled ops (no table lookup on the way: linear models)
-are bounded. Past a lookup, a wider output would raise the precision of the lookups feeding it
-(concrete gives the values of a leveled chain one width): costlier bootstrapping, or no
-parameters at all beyond 16 bits. There the widths stay those of calibration; a lookup's own
-input can still overflow on inputs far from the calibration data (known limitation).
+A lookup's input is rounded from its worst-case width (``rounding_threshold_bits`` keeps the
+lookup itself as narrow), and a lookup's output range is the range of its table over its
+input's, so the values past it are bounded too. Sizing for the worst case costs where it is
+wider than calibration: one more PBS per bit rounded away, and a wider encoding for the leveled
+chain around it. Networks trained for it cost nothing more: the default ``FHEMLP``'s
+accumulator-aware training keeps each unit's worst case within the width calibration would
+have given (``n_accum_max_bits``, see :func:`sklearn_fhe.torch.qat.accumulator_aware_weight`).
 
 A value's interval is a pair ``(low, high)`` of integer arrays shaped like one row of it.
 """

@@ -87,10 +87,11 @@ def test_auto_rounded_circuits_execute_like_simulate(name, n_bits, fhe_configura
 
 
 def test_the_user_mlp_of_the_issue_compiles_at_8_bits(fhe_configuration):
-    """10 → 16 → 8 → 3 at n_bits=8 has 17-bit accumulators: unrounded it raises, "auto" rounds
-    them and stays close to the float model."""
+    """10 → 16 → 8 → 3 at n_bits=8 has 17-bit accumulators on the data, 18 over the whole input
+    grid (what the circuit is sized for): unrounded it raises, "auto" rounds them and stays
+    close to the float model."""
     model, x = mlp(10, (16, 8), 3), inputs((10,), 200)
-    with pytest.raises(BitWidthError, match="17 bits > 16"):
+    with pytest.raises(BitWidthError, match="18 bits > 16"):
         compile_torch_model(model, x, n_bits=8, rounding_threshold_bits=None)
     quantized = compile_torch_model(model, x, n_bits=8, configuration=fhe_configuration)
     assert quantized.rounding_threshold_bits is not None
