@@ -66,9 +66,12 @@ def test_digits_default_accuracy_and_exactness(digits_data, digits_pipe, fhe_con
     # the integer model is the trained QAT model: same logits (up to float rounding)
     disable_logits = clf.quantized_module_.forward(digits_pipe[0].transform(X_test))
     np.testing.assert_allclose(disable_logits, float_logits(digits_pipe, X_test), atol=1e-4)
-    # the circuit rounds the hidden accumulators to 5 bits, as the layers did in training
+    # the circuit rounds the hidden accumulators to 5 bits, as the layers did in training, from
+    # their 8-bit worst case over the whole input grid (accumulator-aware training holds it)
     assert [lookup.input_bits for lookup in clf.quantized_module_.lookups] == [5]
     assert clf.module_.layers[0].lsbs_to_remove == clf.quantized_module_.lookups[0].rounded_bits
+    assert clf.module_.layers[0].worst_case_abs_accumulator() <= 127
+    assert clf.quantized_module_.lookups[0].rounded_bits == 3
     clf.compile(configuration=fhe_configuration, batch_size=64)
     simulate = digits_pipe.predict(X_test, fhe="simulate")
     assert np.array_equal(simulate, digits_pipe.predict(X_test))

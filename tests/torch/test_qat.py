@@ -14,10 +14,14 @@ from sklearn_fhe.torch.qat import (
     QuantIdentity,
     QuantLinear,
     QuantReLU,
+    accumulator_aware_weight,
     accumulator_bit_widths,
+    accumulator_budget,
+    auto_accumulator_bits,
     calibrate_accumulators,
     quantize_weight,
     signed_bit_width,
+    worst_case_accumulators,
 )
 
 
@@ -136,7 +140,8 @@ def _check_export_contract(model: onnx.ModelProto, weight_bits: dict):
         q_range = (high - low) / scale
         assert abs(q_range - round(float(q_range))) < 1e-3
         n_levels = round(float(q_range)) + 1
-        assert n_levels & (n_levels - 1) == 0  # a power of two: 2**a_bits levels
+        # 2**a_bits levels, or one less on a narrow signed grid (symmetric around 0)
+        assert n_levels & (n_levels - 1) == 0 or (n_levels + 1) & n_levels == 0
 
     linear = [node for node in model.graph.node if node.op_type in ("Gemm", "Conv")]
     assert len(linear) == len(weight_bits)
@@ -229,7 +234,10 @@ def test_accumulator_rounding_mirrors_round_bit_pattern():
         np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-5, atol=1e-5)
     (stats,) = accumulator_bit_widths(layer, x)
     assert stats["rounded_bits"] == stats["bits"] - lsbs
-    assert signed_bit_width(-layer.acc_abs_max, layer.acc_abs_max) - lsbs == 3
+    # rounded from the width over the whole input grid (the compiled circuit's), not the data's
+    worst = layer.worst_case_abs_accumulator()
+    assert worst >= layer.acc_abs_max
+    assert signed_bit_width(-worst, worst) - lsbs == 3
 
 
 def test_accumulator_bit_widths_of_mlp():
@@ -253,3 +261,73 @@ def test_fhemlp_validation():
         FHEMLP(4, 2, activation=torch.relu)
     with pytest.raises(ValueError):
         QuantLinear(3, 2, acc_bits=4)  # rounding needs the input grid
+
+
+# --------------------------------------------------------------------------------------------------
+# Accumulator-aware training
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("products", [1, 3, 10, 1000])
+@pytest.mark.parametrize("grid", [(-3, 3), (-4, 3), (0, 7)])
+def test_accumulator_aware_weight_meets_its_budget_on_the_grid(products, grid):
+    """A budget of ``products`` times the largest weight (3) times the largest input."""
+    torch.manual_seed(0)
+    budget = products * 3 * max(-grid[0], grid[1])
+    weight = torch.randn(8, 64, requires_grad=True)
+    fake, scale = accumulator_aware_weight(weight, 3, *grid, budget)
+    w_int = torch.round(fake.detach() / scale)
+    assert torch.allclose(fake.detach(), w_int * scale)  # on the channel's grid
+    smallest, largest = worst_case_accumulators(w_int, *grid)
+    assert int(torch.maximum(-smallest, largest).max()) <= budget
+    # each channel keeps the grid's largest integer (the post-training grid reproduces it)
+    assert torch.all(w_int.abs().amax(dim=1) == 3)
+    plain = torch.round(quantize_weight(weight, 3)[0].detach() / scale)
+    assert torch.all((w_int == 0) | (w_int == plain))  # pruned, never changed otherwise
+    if products == 1000:
+        assert torch.equal(w_int, plain)
+    fake.sum().backward()  # straight through
+    assert torch.equal(weight.grad, torch.ones_like(weight))
+
+
+def test_worst_case_accumulators_are_reached():
+    w_int = torch.tensor([[3.0, -2.0, 0.0], [-1.0, -1.0, 1.0]])
+    smallest, largest = worst_case_accumulators(w_int, -4, 3)
+    inputs = torch.cartesian_prod(*[torch.arange(-4.0, 4.0)] * 3)
+    products = inputs @ w_int.T
+    assert torch.equal(smallest, products.min(dim=0).values)
+    assert torch.equal(largest, products.max(dim=0).values)
+
+
+def test_accumulator_aware_layer_trains_within_its_width():
+    torch.manual_seed(0)
+    quant = QuantIdentity(3, signed=True, narrow_range=True)
+    layer = QuantLinear(64, 16, n_bits=3, input_quant=quant, acc_bits=5, acc_max_bits=8)
+    x = torch.randn(256, 64) * 2
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    for _ in range(20):
+        optimizer.zero_grad()
+        layer(x).pow(2).mean().neg().backward()  # pushes the weights up
+        optimizer.step()
+    layer.eval()
+    assert layer.worst_case_abs_accumulator() <= accumulator_budget(8, 5) == 123
+    calibrate_accumulators(layer, x)
+    assert layer.lsbs_to_remove == 3
+    (stats,) = accumulator_bit_widths(layer, x)
+    assert stats["bits"] <= 8
+    assert torch.equal(layer.weight_quantized, layer.quantized_weight().detach())
+
+
+def test_accumulator_aware_errors():
+    quant = QuantIdentity(6, signed=True)
+    with pytest.raises(ValueError, match="acc_max_bits=8 cannot hold even one"):
+        QuantLinear(4, 2, n_bits=4, input_quant=quant, acc_bits=5, acc_max_bits=8)
+    with pytest.raises(ValueError, match="acc_max_bits needs the layer's input grid"):
+        QuantLinear(4, 2, acc_max_bits=8)
+    with pytest.raises(ValueError, match="narrow_range applies to signed grids"):
+        QuantIdentity(3, signed=False, narrow_range=True)
+    assert QuantIdentity(3, signed=True, narrow_range=True).q_min == -3
+    assert auto_accumulator_bits(QuantIdentity(3, signed=True, narrow_range=True), 3) == 8
+    assert auto_accumulator_bits(QuantIdentity(6, signed=True), 4) == 13
+    with pytest.raises(ValueError, match="n_accum_max_bits must be an int, 'auto' or None"):
+        FHEMLP(4, 2, n_accum_max_bits="big")
