@@ -28,7 +28,7 @@ from .quantized_ops import (
     QuantizedClearOnly,
     QuantizedTableLookup,
 )
-from .quantizers import UniformQuantizer, bits_for_range
+from .quantizers import UniformQuantizer, bits_for_range, rounding_lsbs
 from .bounds import Bound, input_interval, op_bounds
 from .tensors import Constant, Deferred, Encrypted, TensorInfo
 
@@ -259,18 +259,23 @@ class PostTrainingQuantization:
         # (concrete-python 2.11): those are read at full width
         threshold = None if source.producer == "MaxPool" else self.rounding_threshold_bits
         if threshold is not None and lookup_input_bits(reach) > threshold:
-            lsbs = lookup_input_bits(reach) - threshold
+            lsbs = rounding_lsbs(reach.min(), reach.max(), threshold)
             qvalues = fhe.round_bit_pattern(qvalues, lsbs_to_remove=lsbs)
             reach = fhe.round_bit_pattern(reach, lsbs_to_remove=lsbs)
             bits = bits_for_range(reach.min() >> lsbs, reach.max() >> lsbs)
         ops = "+".join(step.op_type for step in info.steps) or "requantization"
         if bits > MAX_LOOKUP_BITS:
+            fix = (
+                "set rounding_threshold_bits (e.g. 6) so accumulators are rounded before lookups"
+                if threshold is not None or source.producer != "MaxPool" else
+                "apply the activation before the MaxPool (a MaxPool result is read unrounded: "
+                "concrete finds no parameters for a rounded lookup of it)"
+            )
             raise BitWidthError(
                 f"The table lookup computing {ops} (before {node.op_type} node {node.name!r}) "
                 f"reads the {source.producer} result, which needs {bits} bits > "
-                f"{MAX_LOOKUP_BITS}, the widest input a TFHE table lookup takes. Lower n_bits "
-                "(inputs, weights or activations), or set rounding_threshold_bits (e.g. 6) so "
-                "accumulators are rounded before lookups."
+                f"{MAX_LOOKUP_BITS} over the whole input grid, the widest input a TFHE table "
+                f"lookup takes. Lower n_bits (inputs, weights or activations), or {fix}."
             )
         if quantizer is None:
             values = np.asarray(info.evaluate(source.quantizer.dequant(qvalues)))

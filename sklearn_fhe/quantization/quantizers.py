@@ -152,3 +152,20 @@ def bits_for_range(qmin: int, qmax: int) -> int:
     if qmin >= 0:
         return max(int(qmax).bit_length(), 1)
     return max(int(qmax).bit_length(), int(-qmin - 1).bit_length()) + 1
+
+
+def round_half_up(value: int, lsbs: int) -> int:
+    """``value`` rounded to a multiple of ``2**lsbs``, ties up: ``fhe.round_bit_pattern``."""
+    return (int(value) + (1 << (lsbs - 1))) >> lsbs << lsbs if lsbs > 0 else int(value)
+
+
+def rounding_lsbs(low: int, high: int, bits: int) -> int:
+    """Low bits to round away so that every integer of ``[low, high]`` indexes a table of
+    ``bits`` bits: the symmetric width of the range less ``bits`` (as quantization-aware
+    training computes it), one more when rounding the top up carries into a new bit."""
+    magnitude = max(-int(low), int(high))
+    lsbs = max(0, bits_for_range(-magnitude, magnitude) - bits)
+    if lsbs and bits_for_range(round_half_up(low, lsbs) >> lsbs,
+                               round_half_up(high, lsbs) >> lsbs) > bits:
+        lsbs += 1
+    return lsbs

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..quantization.quantizers import rounding_lsbs
+
 #: Bisection steps of accumulator-aware pruning (the threshold to 2**-30 of the largest weight).
 _BISECTION_STEPS = 30
 
@@ -472,14 +474,20 @@ class _QuantWeightMixin:
             fake, scale = self._quantize(self.weight)
             return torch.round(fake / scale)
 
-    def worst_case_abs_accumulator(self, w_int: Optional[torch.Tensor] = None) -> float:
-        """Largest ``|sum_k q_x q_w|`` over every input of the grid (0 without ``input_quant``):
-        what the compiled circuit sizes the accumulator for."""
+    def worst_case_accumulator(self, w_int: Optional[torch.Tensor] = None) -> tuple[int, int]:
+        """Smallest and largest ``sum_k q_x q_w`` of any unit over every input of the grid
+        (``(0, 0)`` without ``input_quant``): what the compiled circuit sizes it for."""
         if self.input_quant is None:
-            return 0.0
+            return 0, 0
         w_int = self.integer_weight() if w_int is None else w_int
         smallest, largest = worst_case_accumulators(w_int, *self.input_range())
-        return float(torch.maximum(-smallest, largest).max())
+        return int(smallest.min()), int(largest.max())
+
+    def worst_case_abs_accumulator(self, w_int: Optional[torch.Tensor] = None) -> int:
+        """Largest ``|sum_k q_x q_w|`` over every input of the grid (see
+        ``worst_case_accumulator``)."""
+        low, high = self.worst_case_accumulator(w_int)
+        return max(-low, high)
 
     @property
     def lsbs_to_remove(self) -> int:
@@ -492,11 +500,9 @@ class _QuantWeightMixin:
     def _lsbs_to_remove(self, w_int: Optional[torch.Tensor]) -> int:
         if self.acc_bits is None:
             return 0
-        max_abs = max(float(self.acc_abs_max), self.worst_case_abs_accumulator(w_int))
-        if max_abs <= 0:
-            return 0
-        width = signed_bit_width(-max_abs, max_abs)
-        return max(0, width - self.acc_bits)
+        low, high = self.worst_case_accumulator(w_int)
+        seen = int(round(float(self.acc_abs_max)))  # within the worst case on the grid
+        return rounding_lsbs(min(low, -seen), max(high, seen), self.acc_bits)
 
     @torch.no_grad()
     def refresh_quantized_weight(self) -> None:
