@@ -28,7 +28,7 @@ from .quantized_ops import (
     QuantizedClearOnly,
     QuantizedTableLookup,
 )
-from .quantizers import UniformQuantizer, bits_for_range, rounding_lsbs
+from .quantizers import UniformQuantizer, bits_for_range, round_half_up, rounding_lsbs
 from .bounds import Bound, input_interval, op_bounds
 from .tensors import Constant, Deferred, Encrypted, TensorInfo
 
@@ -155,6 +155,33 @@ class PostTrainingQuantization:
             self._bounded_values[value.name] = replace(bounded, producer=value.producer)
         return self._bounded_values[value.name]
 
+    def _lookup_source(self, value: Encrypted, threshold: Optional[int]) -> tuple:
+        """The integer a lookup reads (``value`` sized for the whole grid: every bit of it
+        indexes the table) and the low bits to round away from it (to ``threshold`` bits).
+
+        A hint sizes, it does not sign, and the rounded value is signed by what calibration
+        rounds to: when that is never negative but the rounded range over the grid is, the
+        value is first shifted by a multiple of the rounding step (rounding commutes with it,
+        the table's zero point absorbs it) until calibration rounds to a negative value too.
+        """
+        value = self._bounded(value)
+        if threshold is None or value.bounds is None:
+            return value, 0
+        low, high = int(np.min(value.bounds[0])), int(np.max(value.bounds[1]))
+        shift = 0
+        while True:
+            lsbs = rounding_lsbs(low - shift, high - shift, threshold)
+            seen = int(np.min(fhe.round_bit_pattern(value.calibration - shift, lsbs_to_remove=lsbs))
+                       ) if lsbs else -1
+            if seen < 0 or round_half_up(low - shift, lsbs) >= 0 or value.quantizer.n_bits:
+                break
+            shift += seen + (1 << lsbs)
+        if shift:
+            quantizer = UniformQuantizer(value.quantizer.scale, value.quantizer.zero_point - shift)
+            shifted = self.add(Bound(low - shift, high - shift, shift), [value], quantizer)
+            value = replace(shifted, producer=value.producer)
+        return value, lsbs
+
     def accumulator(self, quantizer: UniformQuantizer) -> UniformQuantizer:
         """The same affine map, for an unbounded integer (the result of a leveled op)."""
         return UniformQuantizer(quantizer.scale, quantizer.zero_point)
@@ -248,18 +275,16 @@ class PostTrainingQuantization:
         self, info: Deferred, node, linear_only: bool, quantizer: Optional[UniformQuantizer]
     ) -> Encrypted:
         """In-circuit: the deferred ops as one table lookup on the source integers."""
-        # every bit of a lookup's input counts (it indexes the table): sized for the whole grid
-        source = self._bounded(info.source)
+        # concrete's optimizer finds no parameters for a rounded lookup of MaxPool results
+        # (concrete-python 2.11): those are read at full width
+        source = info.source
+        threshold = None if source.producer == "MaxPool" else self.rounding_threshold_bits
+        source, lsbs = self._lookup_source(source, threshold)
         qvalues = source.calibration
         reach = qvalues if source.bounds is None else np.concatenate(
             [np.ravel(end) for end in source.bounds])  # the grid's extremes, calibration within
         bits = bits_for_range(reach.min(), reach.max())
-        lsbs = 0
-        # concrete's optimizer finds no parameters for a rounded lookup of MaxPool results
-        # (concrete-python 2.11): those are read at full width
-        threshold = None if source.producer == "MaxPool" else self.rounding_threshold_bits
-        if threshold is not None and lookup_input_bits(reach) > threshold:
-            lsbs = rounding_lsbs(reach.min(), reach.max(), threshold)
+        if lsbs:
             qvalues = fhe.round_bit_pattern(qvalues, lsbs_to_remove=lsbs)
             reach = fhe.round_bit_pattern(reach, lsbs_to_remove=lsbs)
             bits = bits_for_range(reach.min() >> lsbs, reach.max() >> lsbs)
