@@ -35,13 +35,6 @@ from .tensors import Constant, Deferred, Encrypted, TensorInfo
 _LINEAR_CONSUMERS = {"Gemm", "MatMul"}
 
 
-def lookup_input_bits(qvalues: np.ndarray) -> int:
-    """Signed width of ``[-M, M]``, ``M = max |q|``: the width accumulator rounding starts from
-    (symmetric, so quantization-aware training can compute the same one)."""
-    magnitude = int(np.abs(qvalues).max()) if qvalues.size else 0
-    return bits_for_range(-magnitude, magnitude)
-
-
 class PostTrainingQuantization:
     """Quantize a float ``NumpyModule`` into an integer-only ``QuantizedModule``.
 

@@ -287,8 +287,8 @@ class QuantIdentity(nn.Module):
         Initial scale. When None, it is set from the first batch seen.
     narrow_range : bool, default=False
         Signed grids only: drop the lowest level, ``[-(2**(n_bits-1) - 1), 2**(n_bits-1) - 1]``.
-        Symmetric around 0, the grid then bounds the next layer's accumulators by ``max|q| = 2**(n_bits-1) - 1``
-        times its weights' L1 norm, whatever their signs (see ``acc_max_bits``).
+        Symmetric around 0, the grid bounds the next layer's accumulators by its largest
+        magnitude times the weights' L1 norm, whatever their signs (see ``acc_max_bits``).
 
     Attributes
     ----------
@@ -318,7 +318,8 @@ class QuantIdentity(nn.Module):
         self.narrow_range = bool(narrow_range)
         self.zero_point = 0
         if self.signed:
-            self.q_min, self.q_max = -(2 ** (n_bits - 1)) + self.narrow_range, 2 ** (n_bits - 1) - 1
+            self.q_max = 2 ** (n_bits - 1) - 1
+            self.q_min = -self.q_max if self.narrow_range else -self.q_max - 1
         else:
             self.q_min, self.q_max = 0, 2**n_bits - 1
         init = 1.0 if init_scale is None else float(init_scale)
