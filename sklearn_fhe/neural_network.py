@@ -171,6 +171,9 @@ class FHENeuralNetMixin(FHEModelMixin):
         "random_state": None,
         "torch_num_threads": 1,
     }
+    #: The family's defaults for module constructor arguments, passed when the module takes
+    #: them and the user did not set them (``module__<name>`` overrides).
+    _module_defaults: dict = {}
     #: True while skorch trains the float model: predictions then come from the float module
     #: (skorch's own scoring of a validation split calls predict during training).
     _fitting_float = False
@@ -235,7 +238,8 @@ class FHENeuralNetMixin(FHEModelMixin):
         shape = getattr(self, "_module_shape", None)
         if prefix == "module" and shape and isinstance(self.module, type):
             accepted = inspect.signature(self.module).parameters
-            for name, value in zip(_SHAPE_ARGUMENTS, shape):
+            defaults = {**dict(zip(_SHAPE_ARGUMENTS, shape)), **self._module_defaults}
+            for name, value in defaults.items():
                 if name in accepted and name not in params:
                     params[name] = value
         return params
@@ -590,12 +594,13 @@ class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
         The optimizer's L2 penalty, on every module parameter (weights, biases and the
         quantizers' learned log-scales). Without it the default network overfits small
         tabular sets: on ``load_diabetes`` its simulated R² fell up to 0.07 below a
-        ``LinearRegression``'s; with it, it is 0.02 above on ``load_diabetes`` and 0.02 to
-        0.04 above on ``make_friedman1`` (random_state 0-2; no seed of 0-9 more than 0.015
-        below; ``benchmarks/regressor_vs_linear.py``), and the narrower weights often shorten
-        the accumulators (32 PBS per row instead of 48). None passes no
-        ``weight_decay`` to the optimizer (for optimizers without one, e.g.
-        ``torch.optim.LBFGS``).""",
+        ``LinearRegression``'s. The narrower weights also shorten the accumulators, so the
+        regressor's ``module__n_accum_max_bits`` defaults to 6 (FHEMLP's "auto" is 8):
+        accumulators sized for any input at 32 PBS per row, with a simulated R² of
+        -0.026/+0.025/-0.025 against ``LinearRegression`` on ``load_diabetes`` and
+        +0.036/+0.004/+0.031 on ``make_friedman1`` (random_state 0-2,
+        ``benchmarks/regressor_vs_linear.py``). None passes no ``weight_decay`` to the
+        optimizer (for optimizers without one, e.g. ``torch.optim.LBFGS``).""",
     attributes="""
     y_mean_, y_scale_ : numpy.ndarray
         Mean and standard deviation of each training target column (training uses the
@@ -610,6 +615,9 @@ class FHENeuralNetRegressor(FHENeuralNetMixin, NeuralNetRegressor):
     """
 
     _float_class = NeuralNetRegressor
+    # Its weight decay keeps accumulators narrow: sized for any input (accumulator-aware
+    # training), 6 bits keep the 32 PBS per row the data reached (the classifier's 8 cost 48-64)
+    _module_defaults = {"n_accum_max_bits": 6}
 
     def __init__(
         self,
