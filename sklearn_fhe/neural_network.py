@@ -103,9 +103,10 @@ _COMMON_DOC = """
     ``module__activation`` (torch.nn.ReLU), ``module__n_w_bits`` (3, weights),
     ``module__n_a_bits`` (3, hidden activations), ``module__n_input_bits`` (3, inputs),
     ``module__n_accum_bits`` (5, the accumulators' rounded width, i.e. the table lookups' input
-    width), ``module__n_accum_max_bits`` ("auto", the accumulators' width over any input,
-    kept by accumulator-aware training), ``module__n_output_bits`` (3, output weights)). ``n_inputs`` / ``n_outputs`` are set
-    from the training data for any module whose constructor takes them. They can be
+    width), ``module__n_accum_max_bits`` ("auto": room for ``module__n_accum_products``, 8,
+    full-scale products; the accumulators' width over any input, kept by accumulator-aware
+    training), ``module__n_output_bits`` (3, output weights)). ``n_inputs`` / ``n_outputs`` are
+    set from the training data for any module whose constructor takes them. They can be
     grid-searched like any parameter, e.g. ``{{"clf__module__n_w_bits": [2, 3]}}`` in a Pipeline.
 
     Parameters
@@ -595,8 +596,9 @@ class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
         quantizers' learned log-scales). Without it the default network overfits small
         tabular sets: on ``load_diabetes`` its simulated R² fell up to 0.07 below a
         ``LinearRegression``'s. The narrower weights also shorten the accumulators, so the
-        regressor's ``module__n_accum_max_bits`` defaults to 6 (FHEMLP's "auto" is 8):
-        accumulators sized for any input at 32 PBS per row, with a simulated R² of
+        regressor's ``module__n_accum_products`` defaults to 2 (FHEMLP's is 8: accumulators
+        of 6 bits instead of 8 with the default widths), sized for any input at 32 PBS per
+        row, with a simulated R² of
         -0.026/+0.025/-0.025 against ``LinearRegression`` on ``load_diabetes`` and
         +0.036/+0.004/+0.031 on ``make_friedman1`` (random_state 0-2,
         ``benchmarks/regressor_vs_linear.py``). None passes no ``weight_decay`` to the
@@ -616,8 +618,9 @@ class FHENeuralNetRegressor(FHENeuralNetMixin, NeuralNetRegressor):
 
     _float_class = NeuralNetRegressor
     # Its weight decay keeps accumulators narrow: sized for any input (accumulator-aware
-    # training), 6 bits keep the 32 PBS per row the data reached (the classifier's 8 cost 48-64)
-    _module_defaults = {"n_accum_max_bits": 6}
+    # training), room for 2 full-scale products (6 bits with FHEMLP's defaults) keeps the 32 PBS
+    # per row the data reached (the classifier's 8 products, 8 bits, cost 48-64 here)
+    _module_defaults = {"n_accum_products": 2}
 
     def __init__(
         self,

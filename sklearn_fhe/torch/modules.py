@@ -76,10 +76,14 @@ class FHEMLP(nn.Module):
         training data: accumulator-aware training prunes each unit's smallest integer weights
         until it fits (see :class:`~sklearn_fhe.torch.qat.QuantLinear` ``acc_max_bits``). The
         circuit is sized for that worst case, so it rounds ``n_accum_max_bits - n_accum_bits``
-        bits away (one PBS each per unit). "auto" leaves room for about eight products of the
-        largest input and weight (:func:`~sklearn_fhe.torch.qat.auto_accumulator_bits`: 8 bits
-        with the defaults). None leaves the weights free: the worst case then sets the width,
-        one or two bits above what the training data reach (dearer, and coarser once rounded).
+        bits away (one PBS each per unit). "auto" leaves room for about ``n_accum_products``
+        products of the largest input and weight
+        (:func:`~sklearn_fhe.torch.qat.auto_accumulator_bits`: 8 bits with the defaults). None
+        leaves the weights free: the worst case then sets the width, one or two bits above
+        what the training data reach (dearer, and coarser once rounded).
+    n_accum_products : int, default=8
+        How many products of the largest input and the largest weight a hidden accumulator
+        has room for when ``n_accum_max_bits="auto"`` (rounded up to a power of two).
 
     Attributes
     ----------
@@ -108,6 +112,7 @@ class FHEMLP(nn.Module):
         n_accum_bits: Optional[int] = 5,
         n_output_bits: Optional[int] = 3,
         n_accum_max_bits: Union[int, str, None] = "auto",
+        n_accum_products: int = 8,
     ):
         super().__init__()
         if isinstance(hidden_layer_sizes, int):
@@ -143,7 +148,7 @@ class FHEMLP(nn.Module):
             weight_bits = n_output_bits if (is_last and n_output_bits) else n_w_bits
             max_bits = n_accum_max_bits
             if isinstance(max_bits, str) and max_bits == "auto":
-                max_bits = auto_accumulator_bits(input_quant, weight_bits)
+                max_bits = auto_accumulator_bits(input_quant, weight_bits, n_accum_products)
             self.layers.append(
                 QuantLinear(
                     sizes[index],

@@ -163,13 +163,16 @@ def accumulator_budget(max_bits: int, acc_bits: Optional[int]) -> int:
     return 2 ** (int(max_bits) - 1) - 1 - (2 ** (lsbs - 1) if lsbs else 0)
 
 
-def auto_accumulator_bits(input_quant: "QuantIdentity", n_bits: int) -> int:
+def auto_accumulator_bits(input_quant: "QuantIdentity", n_bits: int, products: int = 8) -> int:
     """A worst-case accumulator width for a layer with ``n_bits`` weights on ``input_quant``'s
-    grid: room for about eight products of the largest input and the largest weight (8 bits
-    for 3-bit weights on a 3-bit narrow signed grid, whose largest magnitude is 3)."""
+    grid: room for about ``products`` products of the largest input and the largest weight
+    (8 bits for 8 products of 3-bit weights on a 3-bit narrow signed grid, largest 3 each)."""
+    if int(products) < 1:
+        raise ValueError(f"products must be a positive integer, got {products}.")
     largest_input = max(-(input_quant.q_min - input_quant.zero_point),
                         input_quant.q_max - input_quant.zero_point)
-    return largest_input.bit_length() + (2 ** (n_bits - 1) - 1).bit_length() + 4
+    return (largest_input.bit_length() + (2 ** (n_bits - 1) - 1).bit_length() + 1
+            + (int(products) - 1).bit_length())
 
 
 def accumulator_aware_weight(

@@ -329,5 +329,8 @@ def test_accumulator_aware_errors():
     assert QuantIdentity(3, signed=True, narrow_range=True).q_min == -3
     assert auto_accumulator_bits(QuantIdentity(3, signed=True, narrow_range=True), 3) == 8
     assert auto_accumulator_bits(QuantIdentity(6, signed=True), 4) == 13
+    assert auto_accumulator_bits(QuantIdentity(3, signed=True, narrow_range=True), 3, 2) == 6
+    for products in (1, 2, 3, 8):  # "auto" always holds at least one product
+        FHEMLP(4, 2, n_input_bits=6, n_w_bits=4, n_accum_products=products)
     with pytest.raises(ValueError, match="n_accum_max_bits must be an int, 'auto' or None"):
         FHEMLP(4, 2, n_accum_max_bits="big")
