@@ -158,14 +158,16 @@ class PostTrainingQuantization:
         the table's zero point absorbs it) until calibration rounds to a negative value too.
         """
         value = self._bounded(value)
-        if threshold is None or value.bounds is None:
+        if threshold is None:
             return value, 0
-        low, high = int(np.min(value.bounds[0])), int(np.max(value.bounds[1]))
+        # (an op without an interval rule leaves calibration's range)
+        low_end, high_end = (value.calibration,) * 2 if value.bounds is None else value.bounds
+        low, high = int(np.min(low_end)), int(np.max(high_end))
         shift = 0
         while True:
             lsbs = rounding_lsbs(low - shift, high - shift, threshold)
-            seen = int(np.min(fhe.round_bit_pattern(value.calibration - shift, lsbs_to_remove=lsbs))
-                       ) if lsbs else -1
+            rounded = fhe.round_bit_pattern(value.calibration - shift, lsbs_to_remove=lsbs)
+            seen = int(np.min(rounded)) if lsbs else -1
             if seen < 0 or round_half_up(low - shift, lsbs) >= 0 or value.quantizer.n_bits:
                 break
             shift += seen + (1 << lsbs)
