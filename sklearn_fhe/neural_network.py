@@ -591,7 +591,7 @@ class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
     criterion="torch.nn.MSELoss",
     examples=_REGRESSOR_EXAMPLES,
     parameters="""
-    optimizer__weight_decay : float or None, default=0.03
+    optimizer__weight_decay : float or None, default=0.015
         The optimizer's L2 penalty, on every module parameter (weights, biases and the
         quantizers' learned log-scales). Without it the default network overfits small
         tabular sets: on ``load_diabetes`` its simulated R² fell up to 0.07 below a
@@ -599,8 +599,8 @@ class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
         regressor's ``module__n_accum_products`` defaults to 2 (FHEMLP's is 8: accumulators
         of 6 bits instead of 8 with the default widths), sized for any input at 32 PBS per
         row, with a simulated R² of
-        -0.026/+0.025/-0.025 against ``LinearRegression`` on ``load_diabetes`` and
-        +0.036/+0.004/+0.031 on ``make_friedman1`` (random_state 0-2,
+        -0.008/+0.029/+0.005 against ``LinearRegression`` on ``load_diabetes`` and
+        +0.067/+0.043/+0.054 on ``make_friedman1`` (random_state 0-2,
         ``benchmarks/regressor_vs_linear.py``). None passes no ``weight_decay`` to the
         optimizer (for optimizers without one, e.g. ``torch.optim.LBFGS``).""",
     attributes="""
@@ -629,7 +629,7 @@ class FHENeuralNetRegressor(FHENeuralNetMixin, NeuralNetRegressor):
         criterion=nn.MSELoss,
         optimizer=torch.optim.Adam,
         lr=3e-3,
-        optimizer__weight_decay=3e-2,
+        optimizer__weight_decay=1.5e-2,
         max_epochs=50,
         batch_size=64,
         train_split=None,

@@ -113,10 +113,10 @@ def test_diabetes_regression_in_original_units(fhe_configuration):
     predictions = pipe.predict(X_test)
     assert predictions.shape == (len(X_test),) and predictions.dtype == np.float64
     assert abs(predictions.mean() - y_train.mean()) < 0.3 * y_train.std()  # original units
-    # the default's weight decay keeps the network near a linear model here; accumulators
-    # sized for any input at 32 PBS per row cost it some (-0.026 with random_state=0)
+    # the default's weight decay keeps the network near a linear model here (issue 13's
+    # target: at most 0.02 below; -0.008 measured with random_state=0)
     linear = make_pipeline(StandardScaler(), LinearRegression()).fit(X_train, y_train)
-    assert pipe.score(X_test, y_test) >= linear.score(X_test, y_test) - 0.03
+    assert pipe.score(X_test, y_test) >= linear.score(X_test, y_test) - 0.02
     reg.compile(configuration=fhe_configuration)
     assert np.array_equal(pipe.predict(X_test[:20], fhe="simulate"), predictions[:20])
     assert not hasattr(reg, "predict_proba")
@@ -233,7 +233,7 @@ def test_module_defaults_are_fhemlp():
     assert model.lr == 1e-2 and FHENeuralNetRegressor().lr == 3e-3
     # weight decay is the regressor's default only (the classifier's defaults are tuned without)
     assert "optimizer__weight_decay" not in model.get_params()
-    assert FHENeuralNetRegressor().get_params()["optimizer__weight_decay"] == 3e-2
+    assert FHENeuralNetRegressor().get_params()["optimizer__weight_decay"] == 1.5e-2
     names = [name for name, _ in model.get_default_callbacks()]
     assert "lr_schedule" in names
     assert "lr_schedule" not in [n for n, _ in
@@ -243,7 +243,7 @@ def test_module_defaults_are_fhemlp():
 def test_regressor_weight_decay_reaches_the_optimizer_or_none():
     X, y = make_regression(n_samples=60, n_features=3, random_state=0)
     fitted = FHENeuralNetRegressor(max_epochs=1, random_state=0).fit(X, y)
-    assert fitted.optimizer_.param_groups[0]["weight_decay"] == 3e-2
+    assert fitted.optimizer_.param_groups[0]["weight_decay"] == 1.5e-2
     # None passes none: an optimizer without weight_decay trains
     lbfgs = FHENeuralNetRegressor(optimizer=torch.optim.LBFGS, optimizer__weight_decay=None,
                                   max_epochs=1, random_state=0).fit(X, y)

@@ -43,7 +43,7 @@ class FHEMLP(nn.Module):
     polynomials where a 5-bit one needs 4096); truncating instead of rounding costs the same
     PBS; a lookup on the unrounded 8-bit accumulator (rounding fused into it), 32 PBS, cost 18x.
     ``FHENeuralNetRegressor`` trains the same module with weight decay
-    (``optimizer__weight_decay=0.03``), measured on small tabular regression sets (see there).
+    (``optimizer__weight_decay=0.015``), measured on small tabular regression sets (see there).
     After training, call :func:`~sklearn_fhe.torch.qat.calibrate_accumulators` on the training
     set so that the simulated rounding is the one the compiler derives.
 
