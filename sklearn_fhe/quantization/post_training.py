@@ -279,6 +279,7 @@ class PostTrainingQuantization:
         reach = qvalues if source.bounds is None else np.concatenate(
             [np.ravel(end) for end in source.bounds])  # the grid's extremes, calibration within
         bits = bits_for_range(reach.min(), reach.max())
+        source_reach = reach
         if lsbs:
             qvalues = fhe.round_bit_pattern(qvalues, lsbs_to_remove=lsbs)
             reach = fhe.round_bit_pattern(reach, lsbs_to_remove=lsbs)
@@ -306,7 +307,12 @@ class PostTrainingQuantization:
                 axis=self._feature_axis(values, linear_only),
                 include_zero=not linear_only,
             )
-        rounded_range = (reach.min(), reach.max()) if lsbs else None
+        # The rounded value is hinted to hold its source's range too: concrete (2.11) gives a
+        # rounded value it sizes narrower than its source a wrong overflow protection, which
+        # turns values that round up to zero into others (found by the property tests: a
+        # source in [-5, -2] rounded by 2 bits).
+        rounded_range = (min(reach.min(), source_reach.min()),
+                         max(reach.max(), source_reach.max())) if lsbs else None
         op = QuantizedTableLookup(source.quantizer, info.steps, quantizer, lsbs, rounded_range)
         result = self.add(op, [source], quantizer)
         out_bits = bits_for_range(result.calibration.min(), result.calibration.max())

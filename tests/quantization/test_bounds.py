@@ -67,3 +67,25 @@ def test_correlated_features_far_apart_cannot_overflow_a_lookup(fhe_configuratio
     assert overflows(module, module.quantize_input(extreme)) == []
     np.testing.assert_array_equal(module.forward(extreme, fhe="simulate"),
                                   module.forward(extreme))
+
+
+def test_a_lookup_input_that_rounds_up_to_zero_keeps_its_value(fhe_configuration):
+    """Found by the property tests (large profile): a lookup source only negative in
+    calibration ([-5, -2]) rounded by 2 bits; concrete sized the rounded value narrower than its
+    source and its overflow protection turned the -2 -> 0 rounding into another index."""
+    model = nn.Sequential(nn.Linear(2, 1), nn.Hardswish(), nn.Linear(1, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[-0.0053, 0.3793]]))
+        model[0].bias.fill_(-0.582)
+        model[2].weight.fill_(-0.7359)
+        model[2].bias.fill_(-0.3852)
+    x = np.array([[-2.105, -2.897], [-1.590, -2.660], [-2.766, -2.404], [-0.926, -1.818],
+                  [-2.934, -4.031], [-2.854, -2.724], [-4.556, -2.984], [-3.476, -3.497],
+                  [-2.775, -3.081], [-1.819, -1.723], [-2.359, -1.399], [-2.896, -2.414],
+                  [-1.327, -2.671]], dtype=np.float32)
+    module = compile_torch_model(model.eval(), x, n_bits=2, rounding_threshold_bits=2,
+                                 configuration=fhe_configuration)
+    assert module.lookups[0].rounded_bits == 2
+    clear = module.forward(x)
+    assert len(np.unique(clear)) > 1  # both sides of the rounding are reached
+    np.testing.assert_array_equal(module.forward(x, fhe="simulate"), clear)
