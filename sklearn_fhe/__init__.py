@@ -1,9 +1,13 @@
 """sklearn_fhe: scikit-learn estimators that predict on encrypted data with TFHE."""
 
-import warnings
+from .dependencies import check_dependencies
+from .dependency_warnings import quiet_pkg_resources_warning
 
-# concrete declares its namespace through pkg_resources, which warns on every import
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+# before anything imports concrete: an incompatible numpy or concrete fails here, clearly,
+# not inside concrete at predict time
+check_dependencies()
+# concrete's import warns through pkg_resources, here and in joblib workers
+quiet_pkg_resources_warning()
 
 from .fhe.exit_status import keep_exit_status
 from .fhe.threads import trace_from_any_thread

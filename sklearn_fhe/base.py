@@ -92,6 +92,14 @@ class FHEModelMixin(ABC):
     _float_class: type
     _fhe_parameters: dict = {"n_bits": 8}
 
+    # scikit-learn's metadata routing: request ``fhe`` by default, so that a Pipeline (or any
+    # router) forwards ``pipe.predict_proba(X, fhe=...)`` to us with routing enabled, without
+    # ``set_predict_proba_request(fhe=True)``. A method a family lacks requests nothing.
+    __metadata_request__predict = {"fhe": True}
+    __metadata_request__predict_proba = {"fhe": True}
+    __metadata_request__predict_log_proba = {"fhe": True}
+    __metadata_request__decision_function = {"fhe": True}
+
     # -- hooks of the estimator families -------------------------------------------------------
     def _float_params(self) -> dict:
         """Constructor parameters of the wrapped float estimator."""

@@ -184,8 +184,9 @@ class BatchedCircuit:
         """The widest integer of the circuit."""
         return int(self.function(self.batch_size).graph.maximum_integer_bit_width())
 
-    def statistics(self) -> dict:
-        """PBS per call of the largest shape and per row, widest integer, batch shapes."""
+    def batch_statistics(self) -> dict:
+        """Our figures: PBS per call of the largest shape (``pbs_per_circuit``) and per row,
+        widest integer, batch shapes."""
         pbs = self.pbs_count()
         return {
             "pbs_per_circuit": pbs,
@@ -194,3 +195,18 @@ class BatchedCircuit:
             "batch_size": self.batch_size,
             "batch_sizes": self.batch_sizes,
         }
+
+    @property
+    def statistics(self) -> dict:
+        """concrete's statistics of the circuit, as ``concrete.fhe.Circuit.statistics`` gives
+        them, plus ours (``batch_statistics``).
+
+        concrete's keys (``programmable_bootstrap_count``, ``key_switch_count``,
+        ``size_of_bootstrap_keys``, ``global_p_error``...) describe one call of the largest
+        batch function, ``batch_size`` rows: a concrete circuit's figures are per call too, and
+        that is the call a full batch makes. Divide the counts by ``batch_size`` for one row
+        (``pbs_per_row``); the smaller shapes' functions have proportionally fewer.
+        """
+        module = dict(self.module.statistics)  # key sizes, p_error, complexity; per function
+        largest = module.pop("functions")[function_name(self.batch_size)]
+        return {**module, **largest, **self.batch_statistics()}
