@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .clear_outputs import ClearOutputs
 from .fhe.batched_circuit import BatchedCircuit
 from .fhe.compile import DEFAULT_BATCH_SIZE
+from .fhe.cost import warn_if_slow
 from .fhe.modes import FheMode
 from .onnx.export import export_torch_to_onnx
 from .onnx.numpy_module import NumpyModule
@@ -161,6 +162,7 @@ class FHEModelMixin(ABC):
         self._calibration_inputs = self._encode_inputs(X[:MAX_CALIBRATION_ROWS])
         self._quantize(module, self._calibration_inputs)
         self.clear_outputs_ = self._clear_outputs()
+        warn_if_slow(self.quantized_module_, self._calibration_inputs, type(self).__name__)
         return self
 
     def _quantize(self, module: torch.nn.Module, inputs: np.ndarray) -> None:
@@ -238,8 +240,10 @@ class FHEModelMixin(ABC):
         """What an encrypted prediction will cost, before compiling (and measured after).
 
         Counts the circuit's table lookups (PBS) per row by bit width from the quantized
-        model, and estimates seconds per row and evaluation-key bytes from costs calibrated
-        on this machine (``python -m sklearn_fhe.fhe.cost --calibrate``).
+        model, derives the cryptographic parameters concrete will choose, and estimates
+        seconds per row, evaluation-key bytes, key-generation seconds and peak memory from
+        constants measured on this machine (a few-second calibration on first use, cached;
+        ``python -m sklearn_fhe.fhe.cost --calibrate`` for the full one). Nothing is compiled.
 
         Parameters
         ----------
@@ -252,7 +256,8 @@ class FHEModelMixin(ABC):
         -------
         cost : dict
             ``pbs_per_row``, ``pbs_per_row_by_bit_width``, ``max_bit_width``,
-            ``estimated_s_per_row``, ``estimated_key_bytes``, ``batch_size``...; once the
+            ``estimated_s_per_row``, ``estimated_s_one_row``, ``estimated_key_bytes``,
+            ``estimated_keygen_s``, ``estimated_peak_memory_bytes``, ``batch_size``...; once the
             estimator is compiled, the circuit's figures beside them (``compiled_pbs_per_row``,
             ``compiled_max_bit_width``, ``compiled_key_bytes`` after key generation...).
 

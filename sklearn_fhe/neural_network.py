@@ -25,6 +25,7 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -36,6 +37,7 @@ from torch import nn
 from .base import FHEModelMixin
 from .clear_outputs import ClearOutputs
 from .quantization.n_bits import NBits
+from .torch.input_grid import grid_calibration_rows, input_quantizer
 from .torch.modules import FHEMLP
 from .torch.qat import _QuantWeightMixin, calibrate_accumulators
 
@@ -308,15 +310,79 @@ class FHENeuralNetMixin(FHEModelMixin):
             vars(self).pop("_partial_fit_classes", None)
 
     def load_params(self, *args: Any, **kwargs: Any) -> None:
-        """skorch's ``load_params``; a fitted net then quantizes the loaded weights again, on
-        its calibration rows, so ``predict`` in every ``fhe`` mode uses them.
+        """skorch's ``load_params``, after which ``predict`` (every ``fhe`` mode) uses the
+        loaded weights: the network is quantized again.
 
-        A net never fitted has no calibration rows: fit it on the training data first (any
-        ``max_epochs``), then load the parameters.
+        A fitted net calibrates on its training rows. A net only initialized (skorch's round
+        trip: ``save_params`` → a new net with the same parameters → ``initialize()`` →
+        ``load_params``) has no data: when its module's inputs go first through a fake
+        quantizer (the default ``FHEMLP``), it calibrates on rows drawn on that input grid,
+        which gives the predictions of the net that saved the parameters. Its ``classes_``
+        are the ``classes`` parameter, else ``0 .. n_outputs - 1`` (what skorch's own
+        ``predict`` returns). Otherwise (a regressor, whose target standardization skorch's
+        files do not hold, or a module without an input grid) ``predict`` says what to do:
+        fit on the training data first with ``max_epochs=0``, then load the parameters.
         """
         super().load_params(*args, **kwargs)
         if self.__sklearn_is_fitted__():
             self._quantize(self._torch_module(), self._calibration_inputs)
+        elif self.initialized_:
+            self._quantize_loaded()
+
+    def _quantize_loaded(self) -> None:
+        """Quantize an initialized, never fitted net on its input grid (see ``load_params``);
+        when that cannot be, record why for ``predict``'s error."""
+        module = self._torch_module()
+        n_inputs = self._loaded_n_inputs(module)
+        quantizer = None if n_inputs is None else input_quantizer(module, n_inputs)
+        missing = self._loaded_state_missing()
+        if quantizer is None or missing:
+            why = missing or (
+                f"its module ({type(module).__name__}) does not put its inputs on a fixed grid "
+                "(no QuantIdentity applied to the input first), so quantizing it needs "
+                "representative inputs"
+            )
+            self._unquantized_reason = (
+                f"This {type(self).__name__} was given parameters by load_params without being "
+                f"fitted, but {why}. Fit it on the training data first, without training "
+                "(net.set_params(max_epochs=0).fit(X, y)), then call load_params(...) again: "
+                "fit records what skorch's parameter files do not hold, load_params replaces "
+                "the weights. Or pickle the trained net instead of save_params."
+            )
+            return
+        rows = grid_calibration_rows(quantizer, n_inputs)
+        with torch.no_grad():
+            n_outputs = int(np.prod(module(torch.as_tensor(rows[:1])).shape[1:]))
+        self.n_features_in_ = n_inputs
+        self.n_outputs_ = n_outputs
+        self._module_shape = (n_inputs, n_outputs)
+        self._set_loaded_targets(n_outputs)
+        self._calibration_inputs = rows
+        self._quantize(module, rows)
+        self.clear_outputs_ = self._clear_outputs()
+        vars(self).pop("_unquantized_reason", None)
+
+    def _loaded_n_inputs(self, module: nn.Module) -> Optional[int]:
+        """Features per row of an initialized net: the module's ``n_inputs``."""
+        n_inputs = getattr(module, "n_inputs", None)
+        if n_inputs is None:
+            n_inputs = super().get_params_for("module").get("n_inputs")
+        return None if n_inputs is None else int(n_inputs)
+
+    def _loaded_state_missing(self) -> Optional[str]:
+        """What a net given parameters by load_params lacks to predict, beyond calibration
+        (None: nothing)."""
+        return None
+
+    def _set_loaded_targets(self, n_outputs: int) -> None:
+        """The clear-side target state of a net given parameters without being fitted."""
+
+    def _quantized_output(self, X: Any, fhe: FheArg = "disable") -> np.ndarray:
+        """The mixin's, with the reason a net given parameters could not be quantized."""
+        reason = getattr(self, "_unquantized_reason", None)
+        if reason and not self.__sklearn_is_fitted__():
+            raise NotFittedError(reason)
+        return super()._quantized_output(X, fhe)
 
     def initialize_module(self):
         """skorch's ``initialize_module``, with a clear error when the module's shape is not
@@ -585,6 +651,16 @@ class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
     def _clear_outputs(self) -> ClearOutputs:
         return ClearOutputs(classes=self.classes_, probabilities="softmax")
 
+    def _set_loaded_targets(self, n_outputs: int) -> None:
+        classes = np.arange(n_outputs) if self.classes is None else np.asarray(self.classes)
+        if len(classes) != n_outputs:
+            raise ValueError(
+                f"classes has {len(classes)} labels but the loaded module has {n_outputs} "
+                "outputs: pass classes with one label per output, in the order of fit's "
+                "classes_."
+            )
+        self._fitted_classes = classes
+
 
 @_document(
     lr=3e-3,
@@ -691,6 +767,10 @@ class FHENeuralNetRegressor(FHENeuralNetMixin, NeuralNetRegressor):
 
     def _clear_outputs(self) -> ClearOutputs:
         return ClearOutputs(scale=self.y_scale_, offset=self.y_mean_, squeeze=self._y_ndim == 1)
+
+    def _loaded_state_missing(self) -> Optional[str]:
+        return ("the target standardization its network was trained with (y_mean_, y_scale_: "
+                "the network predicts standardized targets) is not in skorch's parameter files")
 
     @available_if(lambda self: False)
     def predict_proba(self, X):  # pragma: no cover

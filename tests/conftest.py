@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,11 @@ from torch import nn
 from sklearn_fhe.fhe.compile import default_configuration
 
 REPO = Path(__file__).resolve().parents[1]
+
+# What sklearn_fhe measures and caches (the machine profile, concrete's parameter choices) goes
+# to a folder of the checkout (gitignored), not the user's cache: tests start from what a
+# fresh checkout has, and later runs reuse it
+os.environ.setdefault("SKLEARN_FHE_CACHE_DIR", str(REPO / ".sklearn_fhe_cache"))
 
 
 @pytest.fixture(scope="session")

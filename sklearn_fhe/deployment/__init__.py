@@ -14,9 +14,10 @@ Over HTTP (``sklearn-fhe serve model_dir``, the ``serve`` extra):
 
 from .client import Client, client_archive
 from .errors import ArtifactError, PayloadError
+from .input_checks import InputRangeWarning
 from .remote_client import RemoteClient, ServiceError
 from .save import save
 from .server import Server
 
 __all__ = ["save", "Client", "Server", "client_archive", "RemoteClient", "ArtifactError",
-           "PayloadError", "ServiceError"]
+           "PayloadError", "ServiceError", "InputRangeWarning"]

@@ -1,23 +1,26 @@
 """The clear-side half of a model, as the client part holds it.
 
-Before encryption: check the inputs as the estimator does, encode them (e.g. tree thresholds),
-quantize them. After decryption: dequantize, then the clear-side outputs (probabilities, class
-labels, links). Built from a fitted estimator or a ``QuantizedModule``; saved as JSON.
+Before encryption: check the inputs as the estimator does (their columns more strictly, and
+their range, see ``input_checks``), encode them (e.g. tree thresholds), quantize them. After
+decryption: dequantize, then the clear-side outputs (probabilities, class labels, links). Built
+from a fitted estimator or a ``QuantizedModule``; saved as JSON.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _get_feature_names, validate_data
 
 from ..clear_outputs import ClearOutputs
 from ..quantization.quantized_module import QuantizedModule
 from . import codec
 from .errors import ArtifactError
+from .input_checks import calibrated_range, check_columns, check_range
 
 #: Estimator methods a client part can answer, when the estimator has them.
 ESTIMATOR_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
@@ -91,6 +94,7 @@ class ClientModel:
         return raw if self.clear_outputs is None else getattr(self.clear_outputs, method)(raw)
 
     def _validated(self, X: Any) -> np.ndarray:
+        names = None
         if self.clear_outputs is None:  # a QuantizedModule: any array of rows of input_shape
             X = np.asarray(X, dtype=np.float64)
             if X.ndim < 1 or X.shape[1:] != self.input_shape or not np.all(np.isfinite(X)):
@@ -98,8 +102,22 @@ class ClientModel:
                     f"Expected finite inputs of shape (n_samples, {', '.join(map(str, self.input_shape))}), "
                     f"got shape {X.shape}."
                 )
-            return X
-        return validate_data(self._fitted_inputs(), X, reset=False, dtype=_INPUT_DTYPES)
+        else:
+            names = _get_feature_names(X)  # scikit-learn's rules (string column names only)
+            check_columns(names, self.feature_names, self.estimator)
+            stand_in = self._fitted_inputs()
+            if names is not None and self.feature_names is None:
+                # check_columns warned (scikit-learn's warning, with what to do): a stand-in of
+                # this call only, with X's names, keeps scikit-learn from warning twice
+                stand_in = copy.copy(stand_in)
+                stand_in.feature_names_in_ = names
+            X = validate_data(stand_in, X, reset=False, dtype=_INPUT_DTYPES)
+        if self.input_encoder is None and len(self.input_shape) == 1:
+            calibrated = calibrated_range(self.quantization, self.input_shape[0])
+            if calibrated is not None:
+                check_range(X, calibrated, self.estimator,
+                            names if self.feature_names is None else self.feature_names)
+        return X
 
     def _fitted_inputs(self) -> BaseEstimator:
         """A stand-in with the estimator's name and fitted input attributes, so that inputs are

@@ -1,53 +1,73 @@
-"""What an encrypted prediction will cost, known before compiling.
+"""What an encrypted prediction will cost, known before compiling: time, keys, memory.
 
 The quantized model already says which table lookups (programmable bootstraps, PBS) its circuit
 will hold and how wide they are (``QuantizedModule.lookups``); one clear run on a sample row says
-how many elements each produces per row. Times and key sizes come from a small table of
-per-lookup costs measured on this machine (``cost_table.json`` beside this file), rebuilt by::
+how many elements each produces per row, and a clear run of the integer model gives the widest
+integer (as concrete would measure it). From there, arithmetic only:
 
-    python -m sklearn_fhe.fhe.cost --calibrate
-
-The time model follows what concrete's runtime does with a batch of rows:
-
-- the client encrypts every input element and decrypts the outputs; a ciphertext's size, hence
-  its cost, grows with the widest integer of the circuit (traced by concrete, not compiled);
-- the server evaluates each lookup op on the whole ``(batch, ...)`` tensor at once, its elements
-  spread over the machine's cores: a lookup element costs the amortized ``lookup_s`` of its width;
-- a rounded lookup (``rounding_threshold_bits``) first removes its low bits one at a time, one
-  small PBS per removed bit (``round_s``, measured in front of a lookup of the same width: the
-  lookup that follows a rounding keeps the parameters of its own, narrower width);
-- every circuit call pays a fixed overhead (``call_s``): what a one-row request feels most;
-- a circuit without lookups (a linear model) is all leveled multiply-adds on wide ciphertexts:
-  each input-output term of its dot product costs ``leveled_s`` (measured on such a circuit).
-  Behind lookups the leveled work runs on narrower ciphertexts and is not counted apart.
+- concrete splits its error budget (``global_p_error``) over every PBS of the compiled module
+  (all its batch shapes), so each PBS may err with ``global_p_error / total``; that probability,
+  a lookup's width and the widest value its outputs feed fix the cryptographic parameters
+  concrete will choose (``crypto_parameters``: a tiny proxy compiled once per machine, cached);
+- the parameters give key bytes (serialized, and in memory), the size of a ciphertext and
+  concrete's complexity of one PBS; this machine's measured constants (``machine_profile``)
+  turn them into seconds: PBS time, encryption and decryption per ciphertext byte, the fixed
+  cost of a call, key generation per key byte;
+- the server evaluates each lookup op on the whole ``(batch, ...)`` tensor at once, spread over
+  the cores: a lookup element costs the amortized PBS time; a rounded lookup first removes its
+  low bits, one narrow PBS per bit;
+- a circuit without lookups (a linear model) is leveled multiply-adds on wide ciphertexts,
+  measured as such;
+- peak memory beyond the process as it is: the keys as generated in memory, the ciphertext
+  tensors of the widest step of a full batch (an input and an output of each of its elements),
+  and concrete's own working set. ``check_memory_budget`` refuses a compilation that would
+  pass ``sklearn_fhe.set_config(memory_budget=...)`` before anything is allocated.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
-import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from .arrays import circuit_array
+from ..config import get_config, memory_budget_bytes
+from ..quantization.quantizers import bits_for_range, round_half_up
+from .batch_plan import batch_sizes_for
+from .crypto_parameters import key_parameters
+from .machine_profile import MachineProfile, calibrate, current_profile, save_profile
 
 if TYPE_CHECKING:  # the quantization package imports this module's users
     from ..quantization.quantized_module import QuantizedModule
 
-__all__ = ["CostTable", "LookupCount", "calibrate", "count_lookups", "estimate", "fhe_cost"]
+__all__ = [
+    "CostWarning", "FHEMemoryBudgetError", "LookupCount", "check_memory_budget",
+    "count_lookups", "estimate", "fhe_cost", "warn_if_slow",
+]
 
-#: The calibrated per-lookup costs shipped with the package (rewritten by ``--calibrate``).
-COST_TABLE_PATH = Path(__file__).with_name("cost_table.json")
+#: concrete's default error probability of one circuit call (``Configuration.global_p_error``).
+DEFAULT_GLOBAL_P_ERROR = 1e-5
 
-#: Lookup widths the calibration measures; wider ones are extrapolated (cost doubles per bit).
-#: (A 7-bit lookup circuit already needs 1.2 GB of evaluation keys with the default p_error.)
-CALIBRATED_WIDTHS = tuple(range(1, 8))
+#: Memory of concrete's compiler and runtime beyond the process as it was (measured on a model
+#: without lookups), and the keys' working copies while they are generated (key generation
+#: holds a standard and a Fourier form of the bootstrap key for a while).
+_RUNTIME_BYTES = 50e6
+_KEY_MEMORY_FACTOR = 1.3
+
+#: Rounding removes one bit per PBS on a narrow integer: its parameters are those of 1 bit.
+_ROUNDING_BITS = 1
+
+
+class FHEMemoryBudgetError(MemoryError):
+    """Compiling (and running) the circuit would need more memory than the budget allows."""
+
+
+class CostWarning(UserWarning):
+    """A fitted model whose encrypted predictions will be slow."""
 
 
 @dataclass(frozen=True)
@@ -63,53 +83,6 @@ class LookupCount:
     def pbs_per_row(self) -> int:
         """The lookup itself and one PBS per rounded-away bit, for each element."""
         return self.elements_per_row * (1 + self.rounded_bits)
-
-
-class CostTable:
-    """Measured costs by lookup width (0 stands for a circuit without lookups).
-
-    Each width maps to ``call_s`` (fixed cost of one circuit call), ``input_s`` (encrypting and
-    sending one input element), ``output_s`` (decrypting one output element), ``lookup_s`` (one
-    lookup element inside a wide tensor, amortized over the cores), ``round_s`` (removing one
-    bit before a lookup of this width), ``key_bytes`` (serialized evaluation keys of a circuit
-    whose widest lookup has this width) and ``rounded_key_bytes`` (the same when that lookup
-    reads a rounded integer). Width 0 adds ``leveled_s``: one multiply-add term of a dot product
-    between wide ciphertexts and clear weights.
-    """
-
-    def __init__(self, entries: dict[int, dict[str, float]], machine: str = "") -> None:
-        if not entries:
-            raise ValueError("The cost table is empty: run python -m sklearn_fhe.fhe.cost --calibrate.")
-        self.entries = {int(width): dict(costs) for width, costs in entries.items()}
-        self.machine = machine
-
-    @classmethod
-    def load(cls, path: Path = COST_TABLE_PATH) -> "CostTable":
-        """Read a table written by ``calibrate``."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"No cost table at {path}: run python -m sklearn_fhe.fhe.cost --calibrate."
-            ) from None
-        return cls(data["widths"], data.get("machine", ""))
-
-    def save(self, path: Path = COST_TABLE_PATH) -> None:
-        data = {"machine": self.machine, "widths": {str(w): c for w, c in sorted(self.entries.items())}}
-        Path(path).write_text(json.dumps(data, indent=1) + "\n")
-
-    def cost(self, width: int, name: str) -> float:
-        """``name``'s cost at ``width`` bits. Past the widest width measured, a lookup's time
-        doubles per bit (its polynomial size grows with its width); the other costs (ciphertext
-        and key sizes grow slowly) stay those of the widest width."""
-        if width in self.entries:
-            return self.entries[width][name]
-        widest = max(self.entries)
-        if width > widest:
-            growth = 2.0 ** (width - widest) if name in ("lookup_s", "round_s") else 1.0
-            return self.entries[widest][name] * growth
-        narrower = [w for w in self.entries if w < width]
-        return self.entries[max(narrower) if narrower else min(self.entries)][name]
 
 
 def _lookup_op_type() -> type:
@@ -136,88 +109,210 @@ def _circuit_rows(module: "QuantizedModule", inputset: Optional[np.ndarray]) -> 
     return np.zeros((1,) + tuple(shape[1:]), dtype=np.int64)
 
 
-def count_lookups(module: "QuantizedModule", qrows: np.ndarray) -> list[LookupCount]:
-    """The lookups of ``module`` with their elements per row, from one clear run of the integer
-    model on ``qrows``."""
-    values = {"input_0": np.asarray(qrows[:1], dtype=np.int64)}
-    elements = []
+def _elements_per_step(module: "QuantizedModule", qrows: np.ndarray) -> list[tuple[Any, int]]:
+    """Each step's op and the elements its result holds per row, from one clear run on the
+    first of ``qrows`` (the input first, as ``(None, elements)``)."""
+    row = np.asarray(qrows[:1], dtype=np.int64)
+    values = {"input_0": row}
+    elements = [(None, int(np.prod(row.shape[1:], dtype=np.int64)))]
     for step in module.steps:
         result = np.asarray(step.op(*(values[name] for name in step.inputs)))
         values[step.output] = result
-        if isinstance(step.op, _lookup_op_type()):
-            elements.append(int(np.prod(result.shape[1:], dtype=np.int64)))
-    if len(elements) != len(module.lookups):
+        elements.append((step.op, int(np.prod(result.shape[1:], dtype=np.int64))))
+    return elements
+
+
+def count_lookups(module: "QuantizedModule", qrows: np.ndarray,
+                  elements: Optional[list] = None) -> list[LookupCount]:
+    """The lookups of ``module`` with their elements per row, from one clear run of the integer
+    model on ``qrows`` (or its ``_elements_per_step``, when already known)."""
+    elements = elements if elements is not None else _elements_per_step(module, qrows)
+    counts = [count for op, count in elements if isinstance(op, _lookup_op_type())]
+    if len(counts) != len(module.lookups):
         raise RuntimeError(
-            f"The integer model holds {len(elements)} table-lookup steps but reports "
+            f"The integer model holds {len(counts)} table-lookup steps but reports "
             f"{len(module.lookups)} lookups: the cost model is out of step with quantization."
         )
     return [
         LookupCount(report.ops, report.input_bits, report.rounded_bits, count)
-        for report, count in zip(module.lookups, elements)
+        for report, count in zip(module.lookups, counts)
     ]
 
 
-def widest_integer(module: "QuantizedModule", qrows: np.ndarray) -> int:
-    """The circuit's widest integer on ``qrows``, as compiling would find it: concrete traces
-    the integer model (no compilation, no keys) and measures every intermediate value, rounding
-    carries included."""
-    from concrete import fhe
+#: Multiply-adds of the clear integer run that sizes the widest integer; past it, an even
+#: subsample of the rows (the hinted worst cases still count whole).
+_WIDEST_INTEGER_WORK = 2e8
 
-    graph = fhe.Compiler(module._forward, {"q": "encrypted"}).trace([circuit_array(qrows)])
-    return int(graph.maximum_integer_bit_width())
+
+def widest_integer(module: "QuantizedModule", qrows: np.ndarray) -> int:
+    """The circuit's widest integer on ``qrows``, as compiling would find it, without concrete.
+
+    concrete sizes each value by its range over the compilation rows, widened by hints (the
+    worst-case bounds of lookup inputs and outputs); a rounding may carry into one more bit.
+    One clear run of the integer model gives the same ranges in milliseconds, where tracing
+    through concrete took minutes for a large forest.
+    """
+    qrows = _subsample(np.asarray(qrows, dtype=np.int64), _work_per_row(module))
+    values = {"input_0": qrows}
+    widths = [_bits(qrows)]
+    for step in module.steps:
+        inputs = [values[name] for name in step.inputs]
+        result = np.asarray(step.op(*inputs))
+        values[step.output] = result
+        widths.append(_bits(result))
+        widths.extend(_bits(np.asarray(hint)) for hint in _hinted_ranges(step.op, inputs))
+    return max(widths)
+
+
+def _bits(values: np.ndarray) -> int:
+    return bits_for_range(int(values.min(initial=0)), int(values.max(initial=0)))
+
+
+def _hinted_ranges(op: Any, inputs: list) -> list:
+    """Ranges concrete is told a value inside ``op`` may take, beyond the rows it sees: a
+    bound's hint, and a rounded lookup input (its hint, or its rounded extremes)."""
+    if getattr(op, "op_type", "") == "Bound":
+        return [(op.low, op.high)]
+    lsbs = getattr(op, "lsbs_to_remove", 0)
+    if not lsbs:
+        return []
+    hinted = [op.rounded_range] if op.rounded_range is not None else []
+    source = inputs[0]
+    rounded = [round_half_up(int(source.min()), lsbs), round_half_up(int(source.max()), lsbs)]
+    return hinted + [tuple(rounded)]
+
+
+def _work_per_row(module: "QuantizedModule") -> float:
+    """Multiply-adds of one row through the module's products by clear weights."""
+    return float(sum(np.size(getattr(step.op, "weights", ())) for step in module.steps)) or 1.0
+
+
+def _subsample(qrows: np.ndarray, work_per_row: float) -> np.ndarray:
+    most = max(int(_WIDEST_INTEGER_WORK // work_per_row), 16)
+    if qrows.shape[0] <= most:
+        return qrows
+    return qrows[np.linspace(0, qrows.shape[0] - 1, most).astype(np.int64)]
+
+
+def pbs_per_row_by_partition(lookups: list[LookupCount], widest: int
+                             ) -> dict[tuple[int, int], int]:
+    """PBS per row by what concrete parameterizes them for: ``(input bits, bits of the values
+    their outputs feed)``. A lookup's outputs feed sums up to the widest integer; a rounding
+    step removes one bit with a narrow PBS whose output only corrects the value it rounds."""
+    partitions: dict[tuple[int, int], int] = {}
+    for lookup in lookups:
+        key = (lookup.input_bits, widest)
+        partitions[key] = partitions.get(key, 0) + lookup.elements_per_row
+        if lookup.rounded_bits:
+            rounding = (_ROUNDING_BITS, _ROUNDING_BITS)
+            partitions[rounding] = (partitions.get(rounding, 0)
+                                    + lookup.elements_per_row * lookup.rounded_bits)
+    return partitions
+
+
+def pbs_error_probability(pbs_per_module_call: int, p_error: Optional[float] = None,
+                          global_p_error: Optional[float] = None) -> float:
+    """The error probability concrete grants each PBS: ``p_error`` when given, else the
+    circuit's ``global_p_error`` (concrete's default 1e-5) split over its PBS."""
+    if p_error is not None:
+        return float(p_error)
+    return float(global_p_error or DEFAULT_GLOBAL_P_ERROR) / max(pbs_per_module_call, 1)
 
 
 def estimate(
     module: "QuantizedModule",
     inputset: Optional[np.ndarray] = None,
     batch_size: Optional[int] = None,
-    table: Optional[CostTable] = None,
+    profile: Optional[MachineProfile] = None,
+    p_error: Optional[float] = None,
+    global_p_error: Optional[float] = None,
 ) -> dict[str, Any]:
     """The estimated cost of running ``module`` encrypted, without compiling it.
 
-    Returns a dict with ``pbs_per_row``, ``pbs_per_row_by_bit_width`` ({width: count}),
-    ``max_bit_width`` (widest integer of the circuit), ``lookup_bit_width`` (widest lookup
-    input), ``estimated_s_per_row`` (in full batches of ``batch_size`` rows),
-    ``estimated_s_per_call`` (one batch), ``estimated_key_bytes`` (serialized evaluation keys)
-    and ``batch_size``.
+    Parameters
+    ----------
+    module : QuantizedModule
+        The integer model.
+    inputset : numpy.ndarray, optional
+        Representative float inputs (they fix element counts and the widest integer);
+        required before the module is compiled.
+    batch_size : int, optional
+        Rows of the largest circuit call (default: the module's).
+    profile : MachineProfile, optional
+        This machine's measured constants (default: ``current_profile()``).
+    p_error, global_p_error : float, optional
+        The error probabilities the circuit will be compiled with.
+
+    Returns
+    -------
+    cost : dict
+        ``pbs_per_row``, ``pbs_per_row_by_bit_width`` ({width: count}), ``max_bit_width``
+        (widest integer of the circuit), ``lookup_bit_width`` (widest lookup input),
+        ``estimated_s_per_row`` (in full batches of ``batch_size`` rows),
+        ``estimated_s_per_call`` (one full batch), ``estimated_s_one_row`` (a one-row
+        request), ``estimated_key_bytes`` (serialized evaluation keys),
+        ``estimated_keygen_s``, ``estimated_peak_memory_bytes`` (beyond the process as it
+        is: compiling, generating keys and running a full batch) and ``batch_size``.
     """
-    table = table or CostTable.load()
+    profile = profile or current_profile()
     batch_size = int(batch_size or module.batch_size)
     qrows = _circuit_rows(module, inputset)
-    lookups = count_lookups(module, qrows)
+    elements = _elements_per_step(module, qrows)
+    lookups = count_lookups(module, qrows, elements)
     widest = widest_integer(module, qrows)
     by_width: dict[int, int] = {}
     for lookup in lookups:
         by_width[lookup.input_bits] = by_width.get(lookup.input_bits, 0) + lookup.pbs_per_row
-    # the widest lookup fixes the evaluation keys; the widest integer, the size of the input
-    # and output ciphertexts (a calibration circuit's widest integer is its lookup's input);
-    # without lookups, the width-0 entry was measured on a wide leveled circuit
-    params = max(by_width, default=0)
-    ciphertexts = widest if by_width else 0
-    rounded = any(lookup.rounded_bits for lookup in lookups if lookup.input_bits == params)
-    n_inputs = int(np.prod(qrows.shape[1:], dtype=np.int64))
+    pbs_per_row = int(sum(by_width.values()))
+    rows_per_module_call = sum(batch_sizes_for(batch_size))  # every shape shares the budget
+    p_pbs = pbs_error_probability(pbs_per_row * rows_per_module_call, p_error, global_p_error)
+    partitions = {key: (count, key_parameters(*key, p_pbs))
+                  for key, count in pbs_per_row_by_partition(lookups, widest).items()}
+    n_inputs = elements[0][1]
     n_outputs = _outputs_per_row(module, qrows)
-    server_row = sum(
-        lookup.elements_per_row * (table.cost(lookup.input_bits, "lookup_s")
-                                   + lookup.rounded_bits * table.cost(lookup.input_bits, "round_s"))
-        for lookup in lookups
-    )
-    if not lookups:  # a dot product of every input with every output, on wide ciphertexts
-        server_row += n_inputs * n_outputs * table.cost(0, "leveled_s")
-    client_row = (n_inputs * table.cost(ciphertexts, "input_s")
-                  + n_outputs * table.cost(ciphertexts, "output_s"))
-    per_call = table.cost(params, "call_s") + batch_size * (server_row + client_row)
-    key_bytes = table.cost(params, "rounded_key_bytes" if rounded else "key_bytes")
+    if partitions:
+        largest = max((params for _, params in partitions.values()),
+                      key=lambda params: params.ciphertext_bytes)
+        ciphertext = largest.ciphertext_bytes
+        server_row = sum(count * params.complexity_per_pbs for count, params in
+                         partitions.values()) * profile.pbs_s_per_complexity
+        client_row = ciphertext * (n_inputs * profile.encrypt_s_per_byte
+                                   + n_outputs * profile.decrypt_s_per_byte)
+        call_s = profile.call_s
+        key_bytes = sum(params.serialized_key_bytes for _, params in partitions.values())
+        memory_keys = sum(params.bootstrap_key_bytes + params.keyswitch_key_bytes
+                          for _, params in partitions.values())
+    else:  # a dot product of every input with every output, on wide ciphertexts
+        ciphertext = _LEVELED_CIPHERTEXT_BYTES
+        server_row = n_inputs * n_outputs * profile.leveled_s
+        client_row = n_inputs * profile.leveled_input_s + n_outputs * profile.leveled_output_s
+        call_s = profile.leveled_call_s
+        key_bytes = memory_keys = 0
+    per_call = call_s + batch_size * (server_row + client_row)
+    widest_step = max(count for _, count in elements)
+    tensors = 2 * batch_size * widest_step * ciphertext  # a step's input and output, per row
     return {
-        "pbs_per_row": int(sum(by_width.values())),
+        "pbs_per_row": pbs_per_row,
         "pbs_per_row_by_bit_width": dict(sorted(by_width.items())),
         "max_bit_width": int(widest),
-        "lookup_bit_width": int(params),
+        "lookup_bit_width": int(max(by_width, default=0)),
         "estimated_s_per_row": per_call / batch_size,
         "estimated_s_per_call": per_call,
-        "estimated_key_bytes": int(key_bytes),
+        "estimated_s_one_row": call_s + server_row + client_row,
+        "estimated_key_bytes": int(max(key_bytes, _LEVELED_KEY_BYTES)),
+        "estimated_keygen_s": memory_keys * profile.keygen_s_per_byte,
+        "estimated_peak_memory_bytes": int(_RUNTIME_BYTES + _KEY_MEMORY_FACTOR * memory_keys
+                                           + tensors),
         "batch_size": batch_size,
     }
+
+
+#: Evaluation keys of a circuit without lookups: concrete's (empty) key set header.
+_LEVELED_KEY_BYTES = 64
+
+#: A ciphertext of a circuit without lookups, for its memory: concrete gives wide leveled
+#: circuits LWE dimensions of a few thousand; the largest usual one bounds it.
+_LEVELED_CIPHERTEXT_BYTES = 8 * (4096 + 1)
 
 
 def _outputs_per_row(module: "QuantizedModule", qrows: np.ndarray) -> int:
@@ -227,9 +322,10 @@ def _outputs_per_row(module: "QuantizedModule", qrows: np.ndarray) -> int:
 
 
 def compiled_figures(module: "QuantizedModule") -> dict[str, Any]:
-    """The compiled circuit's own figures (``compiled_`` + the statistics' keys), and the size
+    """The compiled circuit's own figures (``compiled_`` + ``batch_statistics``' keys), and the size
     of its evaluation keys once they exist."""
-    figures = {f"compiled_{name}": value for name, value in module.statistics().items()}
+    figures = {f"compiled_{name}": value
+               for name, value in module.fhe_circuit.batch_statistics().items()}
     keys = module.fhe_circuit.module.keys
     if keys.are_generated:  # reading keys.evaluation would generate them
         figures["compiled_key_bytes"] = len(keys.evaluation.serialize())
@@ -241,158 +337,88 @@ def fhe_cost(
     inputset: Optional[np.ndarray] = None,
     batch_size: Optional[int] = None,
 ) -> dict[str, Any]:
-    """``estimate`` of ``module``, plus ``compiled_figures`` once it is compiled."""
-    cost = estimate(module, inputset, batch_size)
+    """``estimate`` of ``module`` with this machine's measured profile (a quick calibration
+    on first use, cached), plus ``compiled_figures`` once it is compiled."""
+    cost = estimate(module, inputset, batch_size, current_profile(calibrate_if_missing=True))
     if module.fhe_circuit is not None:
         cost.update(compiled_figures(module))
     return cost
 
 
-# -- calibration ---------------------------------------------------------------------------------
-def _timed(function, *args, repeat: int = 3) -> tuple[float, Any]:
-    """Best of ``repeat`` wall times (noise on a shared machine only adds) and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function(*args)
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def _knobs(cost: dict) -> str:
+    """What lowers a circuit's cost, for error and warning messages."""
+    return (
+        f"{cost['pbs_per_row']} table lookups (PBS) per row, the widest {cost['lookup_bit_width']} "
+        f"bits, widest integer {cost['max_bit_width']} bits. To lower it: a smaller model (trees: "
+        "max_depth, n_estimators; networks: fewer or narrower layers), a lower n_bits or "
+        "rounding_threshold_bits, or a smaller batch_size in compile()"
+    )
 
 
-def _measure_circuit(function, high: int, elements: int, configuration) -> dict[str, float]:
-    """Compile ``function`` on ``elements`` integers in ``[0, high)``, generate its keys, and
-    time encryption, run and decryption separately."""
-    from concrete import fhe
-
-    rng = np.random.default_rng(0)
-    inputset = [rng.integers(0, high, size=elements) for _ in range(16)]
-    inputset.append(np.full(elements, high - 1))
-    inputset.append(np.zeros(elements, dtype=np.int64))
-    circuit = fhe.Compiler(function, {"x": "encrypted"}).compile(inputset, configuration)
-    circuit.keygen()
-    sample = rng.integers(0, high, size=elements)
-    circuit.encrypt_run_decrypt(sample)  # the first call loads the circuit
-    encrypt_s, encrypted = _timed(circuit.encrypt, sample)
-    run_s, result = _timed(circuit.run, encrypted)
-    decrypt_s, _ = _timed(circuit.decrypt, result)
-    return {"encrypt_s": encrypt_s, "run_s": run_s, "decrypt_s": decrypt_s,
-            "key_bytes": float(len(circuit.keys.evaluation.serialize()))}
-
-
-def _lookup(width: int):
-    from concrete import fhe
-
-    table = fhe.LookupTable([(3 * i + 1) % 2 ** width for i in range(2 ** width)])
-    return lambda x: table[x]
+def check_memory_budget(
+    module: "QuantizedModule",
+    inputs: np.ndarray,
+    batch_size: int,
+    p_error: Optional[float] = None,
+    global_p_error: Optional[float] = None,
+) -> dict[str, Any]:
+    """Refuse, before anything is allocated, a compilation whose estimated peak memory exceeds
+    ``sklearn_fhe.get_config()["memory_budget"]`` (by default a safe share of the memory
+    available now). Returns the estimate."""
+    cost = estimate(module, inputs, batch_size, p_error=p_error, global_p_error=global_p_error)
+    budget = memory_budget_bytes()
+    needed = cost["estimated_peak_memory_bytes"]
+    if budget is not None and needed > budget:
+        raise FHEMemoryBudgetError(
+            f"Compiling and running this model encrypted needs about {needed / 1e9:.2f} GB "
+            f"(keys {cost['estimated_key_bytes'] / 1e6:.0f} MB serialized, a batch of "
+            f"{cost['batch_size']} rows), over the memory budget of {budget / 1e9:.2f} GB: "
+            f"{_knobs(cost)}; or raise the budget with "
+            f"sklearn_fhe.set_config(memory_budget=...) if this machine has the memory."
+        )
+    return cost
 
 
-def _dot_product(elements: int):
-    # clear 5-bit weights on 8-bit inputs: a 19-bit accumulator, as in a linear model
-    weights = np.random.default_rng(1).integers(-15, 16, size=elements)
-    return lambda x: np.dot(x, weights)
-
-
-def _rounded_lookup(width: int):
-    from concrete import fhe
-
-    # a bijection of the rounded values (a constant table would be folded away)
-    function = fhe.univariate(lambda v: (3 * (v >> 1) + 1) % 2 ** (width - 1))
-    return lambda x: function(fhe.round_bit_pattern(x, lsbs_to_remove=1))
-
-
-def calibrate(
-    widths: tuple = CALIBRATED_WIDTHS,
-    elements: int = 64,
-    into: Optional[CostTable] = None,
-    on_width=None,
-    log=print,
-) -> CostTable:
-    """Measure the cost table on this machine (a few minutes: three circuits per width).
-
-    Per width ``b``: one lookup of ``b`` bits on 1 and on ``elements`` values (call overhead,
-    amortized lookup, encryption and decryption per element), and a ``b``-bit lookup after
-    rounding one bit away from ``b + 1`` bits; plus a circuit without lookups (width 0, 8-bit
-    inputs into a 19-bit dot product, which also gives ``leveled_s``). The entries measured replace those of ``into`` (default: an
-    empty table); ``on_width(table)`` is called after each width, e.g. to save progress.
-    """
-    import os
-    import platform
-
-    from .compile import default_configuration
-
-    machine = f"{platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
-    entries = dict(into.entries) if into is not None else {}
-    with tempfile.TemporaryDirectory() as scratch:
-        cwd = os.getcwd()
-        os.chdir(scratch)  # concrete's debug folder lands here, not in the user's folder
-        try:
-            configuration = default_configuration()
-            for width in (0, *widths):
-                entries[width] = _measure_width(width, elements, configuration)
-                log(f"width {width}: " + ", ".join(f"{k} {v:.3g}" for k, v in entries[width].items()))
-                if on_width is not None:
-                    on_width(CostTable(entries, machine))
-        finally:
-            os.chdir(cwd)
-    return CostTable(entries, machine)
-
-
-def _measure_width(width: int, elements: int, configuration) -> dict[str, float]:
-    """The cost entry of one lookup width (0: a circuit without lookups)."""
-    if width == 0:  # 8-bit inputs into a 19-bit dot product, as in a linear model
-        lone = _measure_circuit(_dot_product(1), 2 ** 8, 1, configuration)
-        wide = _measure_circuit(_dot_product(elements), 2 ** 8, elements, configuration)
-        return {**_client_costs(lone, wide, elements, outputs=1), "lookup_s": 0.0,
-                "round_s": 0.0, "rounded_key_bytes": wide["key_bytes"],
-                "leveled_s": max(wide["run_s"] - lone["run_s"], 0.0) / (elements - 1)}
-    lone = _measure_circuit(_lookup(width), 2 ** width, 1, configuration)
-    wide = _measure_circuit(_lookup(width), 2 ** width, elements, configuration)
-    # a lookup of ``width`` bits after rounding one bit away (below the top value, rounding
-    # never carries into one more bit)
-    rounded = _measure_circuit(_rounded_lookup(width + 1), 2 ** (width + 1) - 1, elements,
-                               configuration)
-    lookup_s = max(wide["run_s"] - lone["run_s"], 0.0) / (elements - 1)
-    return {
-        **_client_costs(lone, wide, elements),
-        "lookup_s": lookup_s,
-        # what rounding one bit away adds to the lookup (0 if the rounded circuit's parameters
-        # make the pair cheaper than the lookup alone)
-        "round_s": max(rounded["run_s"] / elements - lookup_s, 0.0),
-        "rounded_key_bytes": rounded["key_bytes"],
-    }
-
-
-def _client_costs(lone: dict, wide: dict, elements: int,
-                  outputs: Optional[int] = None) -> dict[str, float]:
-    return {
-        "call_s": lone["encrypt_s"] + lone["run_s"] + lone["decrypt_s"],
-        "input_s": wide["encrypt_s"] / elements,
-        "output_s": wide["decrypt_s"] / (outputs or elements),
-        "key_bytes": wide["key_bytes"],
-    }
+def warn_if_slow(module: "QuantizedModule", inputs: np.ndarray, what: str) -> None:
+    """Warn when ``module``'s estimated seconds per encrypted row exceed
+    ``sklearn_fhe.get_config()["slow_row_warning_s"]`` (None: never)."""
+    threshold = get_config()["slow_row_warning_s"]
+    if threshold is None:
+        return
+    cost = estimate(module, inputs)
+    if cost["estimated_s_per_row"] > threshold:
+        warnings.warn(
+            f"{what} will take about {cost['estimated_s_per_row']:.1f} s per encrypted row "
+            f"(estimated, threshold {threshold:g} s; memory about "
+            f"{cost['estimated_peak_memory_bytes'] / 1e9:.1f} GB): {_knobs(cost)}. "
+            f"fhe_cost() gives the details; sklearn_fhe.set_config(slow_row_warning_s=None) "
+            f"silences this.",
+            CostWarning,
+            stacklevel=3,
+        )
 
 
 def main(argv: Optional[list] = None) -> int:
+    """``python -m sklearn_fhe.fhe.cost [--calibrate] [--output FILE]``."""
     parser = argparse.ArgumentParser(
         prog="python -m sklearn_fhe.fhe.cost",
-        description="Show or re-measure the per-lookup cost table behind fhe_cost().",
+        description="Show or measure the machine profile behind fhe_cost().",
     )
     parser.add_argument("--calibrate", action="store_true",
-                        help="measure the table on this machine and write it into the package")
-    parser.add_argument("--widths", type=int, nargs="*", default=list(CALIBRATED_WIDTHS),
-                        help="lookup widths to measure (default: 1 to 7; the rest of an existing table is kept)")
-    parser.add_argument("--output", type=Path, default=COST_TABLE_PATH,
-                        help="where to write the table (default: inside the package)")
+                        help="measure this machine's profile (the full calibration, ~1 minute) "
+                             "into the cache directory, or into --output")
+    parser.add_argument("--quick", action="store_true",
+                        help="with --calibrate: the few-second calibration of first use")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="write the measured profile to this file instead of the cache")
     args = parser.parse_args(argv)
     if args.calibrate:
-        # widths not measured again keep their entries: calibration can go width by width
-        existing = CostTable.load(args.output) if args.output.exists() else None
-        calibrate(tuple(args.widths), into=existing, on_width=lambda t: t.save(args.output))
-        print(f"wrote {args.output}")
-    table = CostTable.load(args.output)
-    print(f"cost table ({table.machine}):")
-    for width, costs in sorted(table.entries.items()):
-        print(f"  {width} bits: " + ", ".join(f"{k} {v:.3g}" for k, v in costs.items()))
+        profile = calibrate(quick=args.quick, log=print)
+        print(f"wrote {save_profile(profile, args.output)}")
+    profile = current_profile()
+    print(f"machine profile ({profile.machine}):")
+    for name, value in profile.to_dict().items():
+        print(f"  {name}: {value}")
     return 0
 
 

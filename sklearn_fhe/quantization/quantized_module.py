@@ -199,11 +199,20 @@ class QuantizedModule:
             (concrete's default: ``global_p_error=1e-5``). A lookup that errs is off by one step
             of its output grid, so encrypted results equal ``fhe="disable"`` with at least this
             probability; 2**-40 per lookup is the reference library's default.
+
+        Raises
+        ------
+        FHEMemoryBudgetError
+            Before anything is allocated, when the estimated peak memory (``fhe_cost()``)
+            exceeds ``sklearn_fhe.set_config(memory_budget=...)``.
         """
         inputset = np.asarray(inputset)
         if inputset.ndim == 0 or inputset.shape[0] == 0:
             raise ValueError("The compilation inputset is empty: give at least one row.")
         self.input_shape = tuple(inputset.shape[1:])
+        from ..fhe.cost import check_memory_budget  # the cost model reads this module
+
+        check_memory_budget(self, inputset, batch_size, p_error, global_p_error)
         self.fhe_circuit = compile_integer_function(
             self._forward, self.quantize_input(inputset), batch_size, configuration,
             context=self._widest_lookup(), p_error=p_error, global_p_error=global_p_error,
@@ -252,9 +261,13 @@ class QuantizedModule:
         return fhe_cost(self, inputset, batch_size)
 
     def statistics(self) -> dict:
-        """PBS count (per call of the largest batch shape and per row), max bit width and
-        batch shapes of the compiled circuit."""
-        return self._require_circuit().statistics()
+        """The compiled circuit's statistics: ``fhe_circuit.statistics``.
+
+        concrete's keys (``programmable_bootstrap_count``..., per call of the largest batch
+        shape) plus ours: ``pbs_per_circuit``, ``pbs_per_row``, ``max_bit_width``,
+        ``batch_size``, ``batch_sizes``.
+        """
+        return self._require_circuit().statistics
 
     def _require_circuit(self) -> fhe.Circuit:
         if self.fhe_circuit is None:

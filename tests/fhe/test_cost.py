@@ -1,5 +1,5 @@
 """fhe_cost(): PBS counts and bit widths known before compiling, equal to the compiled circuit's;
-the calibrated cost table behind the time and key estimates."""
+key bytes from the parameters concrete will choose."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from sklearn_fhe import (
     FHENeuralNetClassifier,
     compile_torch_model,
 )
-from sklearn_fhe.fhe import cost
-from sklearn_fhe.fhe.cost import CostTable, LookupCount
+from sklearn_fhe.fhe.cost import LookupCount
 
 ESTIMATE_KEYS = {"pbs_per_row", "pbs_per_row_by_bit_width", "max_bit_width", "lookup_bit_width",
-                 "estimated_s_per_row", "estimated_s_per_call", "estimated_key_bytes",
+                 "estimated_s_per_row", "estimated_s_per_call", "estimated_s_one_row",
+                 "estimated_key_bytes", "estimated_keygen_s", "estimated_peak_memory_bytes",
                  "batch_size"}
 
 
@@ -101,31 +101,20 @@ def test_a_rounded_lookup_costs_one_pbs_per_removed_bit():
     assert lookup.pbs_per_row == 32 * 4
 
 
-def test_cost_table_extrapolates_and_round_trips(tmp_path):
-    entries = {0: dict.fromkeys(["call_s", "input_s", "output_s", "lookup_s", "round_s"], 0.001)
-               | {"key_bytes": 64, "rounded_key_bytes": 64}}
-    entries[2] = dict(entries[0], lookup_s=0.01, key_bytes=1e6)
-    table = CostTable(entries, "test machine")
-    assert table.cost(4, "lookup_s") == pytest.approx(0.04)  # doubles per bit past the widest
-    assert table.cost(1, "lookup_s") == pytest.approx(0.001)  # a narrower measured width
-    table.save(tmp_path / "table.json")
-    loaded = CostTable.load(tmp_path / "table.json")
-    assert loaded.entries == table.entries and loaded.machine == "test machine"
-    with pytest.raises(FileNotFoundError, match="--calibrate"):
-        CostTable.load(tmp_path / "missing.json")
-
-
-def test_shipped_table_covers_the_calibrated_widths():
-    table = CostTable.load()
-    assert set(table.entries) == {0, *cost.CALIBRATED_WIDTHS}
-    assert all("rounded_key_bytes" in costs for costs in table.entries.values())
-    for width, costs in table.entries.items():
-        assert all(value >= 0 for value in costs.values()), width
-
-
 @pytest.mark.execute
-def test_calibration_measures_and_writes_a_table(tmp_path):
-    assert cost.main(["--calibrate", "--widths", "1", "--output", str(tmp_path / "t.json")]) == 0
-    widths = json.loads((tmp_path / "t.json").read_text())["widths"]
-    assert set(widths) == {"0", "1"}
-    assert widths["1"]["lookup_s"] > 0 and widths["1"]["key_bytes"] > widths["0"]["key_bytes"]
+def test_estimated_key_bytes_are_those_of_the_generated_keys(cancer, fhe_configuration):
+    # the parameters concrete chooses follow from the lookups' width, the widest integer, the
+    # error probability of each PBS and the noise the circuit's sums add: the proxy compiled
+    # for the first three gets the same choice or a neighbouring one
+    model = fitted(cancer, "tree")
+    estimated = model.fhe_cost()["estimated_key_bytes"]
+    model.compile(configuration=fhe_configuration)
+    model.quantized_module_.keygen()
+    generated = model.fhe_cost()["compiled_key_bytes"]
+    assert 0.5 < estimated / generated < 2
+
+
+def test_a_model_without_lookups_has_no_keys_to_speak_of(cancer):
+    cost = fitted(cancer, "linear").fhe_cost()
+    assert cost["estimated_key_bytes"] < 1000 and cost["estimated_keygen_s"] == 0
+    assert 0 < cost["estimated_peak_memory_bytes"] < 1e9
