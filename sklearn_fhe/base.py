@@ -42,8 +42,11 @@ _COMPILE_LOCK = "_fhe_compile_lock"
 _LOCK_CREATION = threading.Lock()
 
 
-def signature_with(base: type, **extra: Any) -> inspect.Signature:
-    """``base.__init__``'s signature plus keyword-only parameters ``extra`` (name → default).
+def signature_with(
+    base: type, overrides: Optional[dict] = None, **extra: Any
+) -> inspect.Signature:
+    """``base.__init__``'s signature plus keyword-only parameters ``extra`` (name → default),
+    with the defaults ``overrides`` (name → default) in place of ``base``'s.
 
     A constructor taking ``**kwargs`` (xgboost's) is read through ``get_params`` instead.
     """
@@ -53,6 +56,12 @@ def signature_with(base: type, **extra: Any) -> inspect.Signature:
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
             for name, default in base().get_params(deep=False).items()
         ]
+    overrides = overrides or {}
+    unknown = set(overrides) - {p.name for p in parameters}
+    if unknown:
+        raise TypeError(f"{sorted(unknown)} are not parameters of {base.__name__}")
+    parameters = [p.replace(default=overrides[p.name]) if p.name in overrides else p
+                  for p in parameters]
     parameters += [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
         for name, default in extra.items()
@@ -65,10 +74,11 @@ def wrap_init(cls: type) -> type:
     """Give ``cls`` an ``__init__`` with the parameters of its float counterpart plus its own.
 
     scikit-learn reads the constructor parameters from the signature; this one is generated from
-    the wrapped scikit-learn class (so the defaults are always that version's) and only stores
-    the arguments, as scikit-learn requires.
+    the wrapped scikit-learn class (so the defaults are always that version's, but for the
+    family's deliberate ``_default_overrides``) and only stores the arguments, as scikit-learn
+    requires.
     """
-    signature = signature_with(cls._float_class, **cls._fhe_parameters)
+    signature = signature_with(cls._float_class, cls._default_overrides, **cls._fhe_parameters)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         bound = signature.bind(self, *args, **kwargs)
@@ -87,11 +97,13 @@ class FHEModelMixin(ABC):
 
     Subclasses set ``_float_class`` (the scikit-learn or skorch estimator they wrap),
     ``_fhe_parameters`` (our extra constructor parameters and their defaults, ``n_bits`` at
-    least), and implement ``_torch_module``.
+    least), optionally ``_default_overrides`` (defaults of the wrapped estimator's parameters
+    that the family changes, e.g. a bounded tree size), and implement ``_torch_module``.
     """
 
     _float_class: type
     _fhe_parameters: dict = {"n_bits": 8}
+    _default_overrides: dict = {}
 
     # scikit-learn's metadata routing: request ``fhe`` by default, so that a Pipeline (or any
     # router) forwards ``pipe.predict_proba(X, fhe=...)`` to us with routing enabled, without

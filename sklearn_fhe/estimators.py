@@ -15,18 +15,13 @@ ALL_ESTIMATORS = [
 ]
 
 
-#: Small ensembles for the check suite, as scikit-learn's own common tests use (speed only).
-_CHECK_PARAMS = {"n_estimators": 5, "max_depth": 3}
-
-
 def check_instances() -> list:
-    """One instance of every estimator, ensembles kept small, for ``parametrize_with_checks``."""
-    instances = []
-    for estimator_class in ALL_ESTIMATORS:
-        params = estimator_class().get_params()
-        instances.append(estimator_class(**{k: v for k, v in _CHECK_PARAMS.items()
-                                            if k in params and "n_estimators" in params}))
-    return instances
+    """One instance of every estimator, with its defaults, for ``parametrize_with_checks``.
+
+    The tree ensembles' defaults are already small (``tree_model.DEFAULT_MAX_LEAVES``), so the
+    checks run on what users get.
+    """
+    return [estimator_class() for estimator_class in ALL_ESTIMATORS]
 
 
 def _sklearn_expected_failures(float_estimator: Any) -> dict:

@@ -11,12 +11,13 @@ decryption.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import replace
 from typing import Any, Union
 
 import numpy as np
 
-from .base import FHEModelMixin
+from .base import FHEModelMixin, signature_with
 from .clear_outputs import ClearOutputs
 from .quantization.n_bits import NBits
 from .quantization.thermometer import QuantileThermometer, ThermometerBits
@@ -34,9 +35,25 @@ FheArg = Union[bool, str]
 #: Bits of the leaf values of classifiers (their outputs only feed an argmax / a probability).
 CLASSIFIER_LEAF_BITS = 3
 
+#: Leaves per output that the families' default sizes stay within: one depth-6 tree, four of
+#: depth 4, sixteen of depth 2 (see the defaults in ``TREE_DOC``).
+DEFAULT_MAX_LEAVES = 64
+
 TREE_DOC = """
     Every parameter of the wrapped estimator is accepted, with the same meaning and default,
-    plus:
+    but for the size of the model (above; gradient boosting's fewer trees also learn at
+    xgboost's rate). Each leaf of each tree is one table lookup per
+    encrypted row, the bulk of the server's work: the wrapped estimators' defaults (100 trees,
+    unbounded or of depth 6) hold thousands of leaves, too slow to predict on encrypted data
+    and too large to compile on a small machine. The defaults here stay within 64 leaves per
+    output, with an accuracy close to the float model's of the same size. With more than two
+    classes, gradient boosting and XGBoost fit one tree per class and round, so their lookups
+    grow with the number of classes (a leaf of a forest or a single tree holds every class).
+    Every parameter stays settable: ``max_depth=None`` grows unbounded trees as in
+    scikit-learn (xgboost reads None as its own default depth, 6); ``fhe_cost()`` tells what a
+    fitted model costs before compiling.
+
+    Our parameters:
 
     n_bits : int or dict, default=6
         An int ``n``: each feature is binned into ``2**n`` quantile bins (a comparison is one
@@ -74,6 +91,20 @@ TREE_DOC = """
     onnx_model_, quantized_module_ :
         The inference graph and its integer-only version.
 """
+
+
+def defaults_doc(cls: type) -> str:
+    """The docstring paragraph of ``cls``'s defaults that differ from its wrapped estimator's
+    (``_default_overrides``), with the wrapped estimator's own."""
+    wrapped = signature_with(cls._float_class).parameters
+    name = cls._float_class.__name__
+    changes = ", ".join(f"``{key}={value!r}`` ({name}: ``{wrapped[key].default!r}``)"
+                        for key, value in cls._default_overrides.items())
+    if not changes:
+        return ""
+    text = f"Defaults differing from {name}'s: {changes}."
+    return "\n\n" + textwrap.fill(text, 96, initial_indent=" " * 4, subsequent_indent=" " * 4,
+                                   break_on_hyphens=False) + "\n"
 
 
 class FHETreeModelMixin(FHEModelMixin):
