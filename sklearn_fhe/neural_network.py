@@ -37,7 +37,8 @@ from torch import nn
 from .base import FHEModelMixin
 from .clear_outputs import ClearOutputs
 from .quantization.n_bits import NBits
-from .torch.input_grid import grid_calibration_rows, input_quantizer
+from .torch.input_grid import grid_calibration_rows, input_quantizer, input_scaling
+from .torch.input_scaling import InputScaling
 from .torch.modules import FHEMLP
 from .torch.qat import _QuantWeightMixin, calibrate_accumulators
 
@@ -107,7 +108,9 @@ _COMMON_DOC = """
     ``module__n_accum_bits`` (5, the accumulators' rounded width, i.e. the table lookups' input
     width), ``module__n_accum_max_bits`` ("auto": room for ``module__n_accum_products``, 8,
     full-scale products; the accumulators' width over any input, kept by accumulator-aware
-    training), ``module__n_output_bits`` (3, output weights)). ``n_inputs`` / ``n_outputs`` are
+    training), ``module__n_output_bits`` (3, output weights), ``module__input_scaling`` (True:
+    each raw feature mapped onto the input grid by a per-feature affine map calibrated on the
+    training data, on the client: no scaler needed)). ``n_inputs`` / ``n_outputs`` are
     set from the training data for any module whose constructor takes them. They can be
     grid-searched like any parameter, e.g. ``{{"clf__module__n_w_bits": [2, 3]}}`` in a Pipeline.
 
@@ -350,7 +353,8 @@ class FHENeuralNetMixin(FHEModelMixin):
                 "the weights. Or pickle the trained net instead of save_params."
             )
             return
-        rows = grid_calibration_rows(quantizer, n_inputs)
+        rows = grid_calibration_rows(quantizer, n_inputs,
+                                     scaling=input_scaling(module, n_inputs))
         with torch.no_grad():
             n_outputs = int(np.prod(module(torch.as_tensor(rows[:1])).shape[1:]))
         self.n_features_in_ = n_inputs
@@ -464,6 +468,15 @@ class FHENeuralNetMixin(FHEModelMixin):
     def _after_float_fit(self, X: np.ndarray, y: np.ndarray) -> None:
         """Nothing to copy: the float model is the estimator itself."""
 
+    def _calibrate_input_scaling(self, X: np.ndarray, fresh: bool) -> None:
+        """Calibrate the module's :class:`~sklearn_fhe.torch.input_scaling.InputScaling` maps
+        (FHEMLP's per-feature map of the raw inputs) on the training inputs before training: a
+        fresh fit calibrates them, continued training keeps those its weights were trained on
+        (calibrating only maps never calibrated, e.g. of a module instance given by the user)."""
+        for scaling in self.module_.modules():
+            if isinstance(scaling, InputScaling) and (fresh or not bool(scaling.calibrated)):
+                scaling.calibrate(X)
+
     @abstractmethod
     def _training_targets(self, y: np.ndarray) -> tuple[np.ndarray, int]:
         """The targets skorch trains on, and the number of module outputs."""
@@ -493,8 +506,10 @@ class FHENeuralNetMixin(FHEModelMixin):
         self._module_shape = (X.shape[1], n_outputs)
         with self._torch_fit_context():
             continuing = self.warm_start or self._continue_training
-            if not continuing or not self.initialized_:
+            fresh = not continuing or not self.initialized_
+            if fresh:
                 self.initialize()
+            self._calibrate_input_scaling(X, fresh)
             self._check_validation_split()
             # skorch's fit is "initialize unless warm_start, then partial_fit"; ours hides
             # partial_fit (see there), so call skorch's directly.
@@ -552,8 +567,8 @@ class FHENeuralNetClassifier(FHENeuralNetMixin, NeuralNetClassifier):
 
     The circuit computes the logits; softmax and the class choice run on the client after
     decryption. Labels may be of any type (``classes_`` holds them, or skorch's ``classes``
-    parameter fixes them); inputs should be standardized (e.g. a ``StandardScaler`` first in a
-    Pipeline).
+    parameter fixes them). Inputs need no scaler: the default module maps each feature onto its
+    input grid by its own range, calibrated on the training data (``module__input_scaling``).
     """
 
     _float_class = NeuralNetClassifier
@@ -689,7 +704,8 @@ class FHENeuralNetRegressor(FHENeuralNetMixin, NeuralNetRegressor):
 
     Targets are standardized for training (one or several columns); the circuit computes the
     standardized prediction and the client maps it back to the original units after decryption.
-    Inputs should be standardized (e.g. a ``StandardScaler`` first in a Pipeline).
+    Inputs need no scaler: the default module maps each feature onto its input grid by its own
+    range, calibrated on the training data (``module__input_scaling``).
     """
 
     _float_class = NeuralNetRegressor

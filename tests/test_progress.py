@@ -78,7 +78,8 @@ def test_activity_bar_for_one_long_call(monkeypatch):
 
 
 def test_settings():
-    assert get_config() == {"n_jobs": None, "show_progress": "auto", "progress_delay": 2.0}
+    assert get_config() == {"n_jobs": None, "show_progress": "auto", "progress_delay": 2.0,
+                            "memory_budget": None, "slow_row_warning_s": 10.0}
     with config_context(n_jobs=2, show_progress=False):
         assert get_config()["n_jobs"] == 2 and get_config()["show_progress"] is False
     assert get_config()["n_jobs"] is None

@@ -132,6 +132,11 @@ def calibrated_range(quantization: object, n_features: int
     steps, quantizer = inputs[0].steps, inputs[0].quantizer
     if quantizer.n_bits is None:
         return None
+    # a network's per-feature input map (x - offset) / scale before its grid: undone below
+    affine = []
+    while (steps and steps[0].op_type in ("Sub", "Div") and steps[0].position == 0
+           and len(steps[0].args) == 2):
+        affine, steps = affine + [steps[0]], steps[1:]
     if not steps:
         low, high = quantizer.dequant(quantizer.qmin), quantizer.dequant(quantizer.qmax)
     elif steps[0].op_type == "Clip" and len(steps[0].args) == 3 and all(
@@ -139,6 +144,10 @@ def calibrated_range(quantization: object, n_features: int
         low, high = (float(np.asarray(arg)) for arg in steps[0].args[1:])
     else:
         return None
+    for step in reversed(affine):
+        arg = np.asarray(step.args[1], dtype=np.float64)
+        ends = (low + arg, high + arg) if step.op_type == "Sub" else (low * arg, high * arg)
+        low, high = np.minimum(*ends), np.maximum(*ends)
     try:
         low = np.broadcast_to(np.asarray(low, dtype=np.float64), (1, n_features)).reshape(-1)
         high = np.broadcast_to(np.asarray(high, dtype=np.float64), (1, n_features)).reshape(-1)

@@ -20,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import BitWidthError
 from . import cache
 
 #: Bytes of one torus coefficient (u64).
@@ -117,8 +118,16 @@ def _compile_proxy(lookup_bits: int, widest_bits: int, p_error: float) -> KeyPar
         dump_artifacts_on_unexpected_failures=False,
     )
     with tempfile.TemporaryDirectory(prefix="sklearn_fhe_proxy_") as scratch:
-        circuit = fhe.Compiler(proxy, {"x": "encrypted"}).compile(
-            inputset, configuration, artifacts=DebugArtifacts(scratch))
+        try:
+            circuit = fhe.Compiler(proxy, {"x": "encrypted"}).compile(
+                inputset, configuration, artifacts=DebugArtifacts(scratch))
+        except RuntimeError as error:  # concrete's NoParametersFound: the model's fails alike
+            raise BitWidthError(
+                f"No cryptographic parameters exist for {lookup_bits}-bit table lookups whose "
+                f"outputs add up to {widest_bits} bits with an error probability of "
+                f"{p_error:.2g} per lookup: lower n_bits, or set rounding_threshold_bits to "
+                f"narrow the lookups. (concrete: {str(error).splitlines()[0]})"
+            ) from error
     statistics = circuit.statistics
     (parameters, count), *_ = statistics["programmable_bootstrap_count_per_parameter"].items()
     return KeyParameters(

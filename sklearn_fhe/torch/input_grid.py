@@ -4,7 +4,10 @@ A QAT network whose inputs go first through a fake quantizer (:class:`QuantIdent
 default ``FHEMLP``'s do) sees only the levels of that grid: every input it will ever be given is
 one of ``levels ** n_inputs`` rows, known from its parameters alone. Rows drawn on that grid
 calibrate the post-training quantizer without the training data, e.g. for a net given trained
-parameters by skorch's ``initialize()`` + ``load_params()``, which carry no data.
+parameters by skorch's ``initialize()`` + ``load_params()``, which carry no data. A per-feature
+:class:`~sklearn_fhe.torch.input_scaling.InputScaling` run on the input before that quantizer
+(FHEMLP's) keeps the grid fixed (its map is a buffer, loaded with the weights): the rows are the
+grid's levels mapped back through it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .input_scaling import InputScaling
 from .qat import QuantIdentity
 
 #: Rows drawn on the input grid: every level combination of a small input is among them, and
@@ -37,10 +41,10 @@ def input_quantizer(module: nn.Module, n_inputs: int) -> Optional[QuantIdentity]
     """The fake quantizer that ``module`` applies to its raw input first, or None.
 
     A probe row is run (in eval mode, without gradients) until the first :class:`QuantIdentity`
-    runs: it is the input's grid when what it receives is the input itself and its scale is
-    set (trained or loaded); anything computed before it (a float layer, a scaling) means the
-    input is not on a fixed grid. The forward pass stops there, so no quantizer initializes
-    itself from the probe.
+    runs: it is the input's grid when what it receives is the input itself (or the input
+    through an :class:`InputScaling`, see :func:`input_scaling`) and its scale is set (trained
+    or loaded); anything else computed before it (a float layer) means the input is not on a
+    fixed grid. The forward pass stops there, so no quantizer initializes itself from the probe.
 
     Parameters
     ----------
@@ -53,15 +57,49 @@ def input_quantizer(module: nn.Module, n_inputs: int) -> Optional[QuantIdentity]
     -------
     QuantIdentity or None
     """
+    return _probe(module, n_inputs)[0]
+
+
+def input_scaling(module: nn.Module, n_inputs: int) -> Optional[InputScaling]:
+    """The :class:`InputScaling` that maps ``module``'s raw input onto the grid of
+    :func:`input_quantizer`, or None (no map, or no fixed grid).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    n_inputs : int
+
+    Returns
+    -------
+    InputScaling or None
+    """
+    quantizer, scaling = _probe(module, n_inputs)
+    return scaling if quantizer is not None else None
+
+
+def _probe(module: nn.Module, n_inputs: int) -> tuple:
+    """``(quantizer, scaling)``: the first fake quantizer if it reads the raw input (directly
+    or through one input scaling), and that scaling (None if none). Behind several scalings,
+    ``(None, None)``: rows on the grid are then not mapped back."""
     probe = torch.zeros(1, int(n_inputs))
+    raw = [probe]  # the probe, and what input scalings made of it
+    scalings: list = []
 
     def first_quantizer(quantizer: nn.Module, inputs: tuple) -> None:
-        raise _Stop(quantizer if inputs and inputs[0] is probe else None)
+        reads_raw = bool(inputs) and any(inputs[0] is value for value in raw)
+        raise _Stop(quantizer if reads_raw else None)
+
+    def scaled(scaling: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if inputs and any(inputs[0] is value for value in raw):
+            raw.append(output)
+            scalings.append(scaling)
 
     handles = [m.register_forward_pre_hook(first_quantizer) for m in module.modules()
                if isinstance(m, QuantIdentity)]
     if not handles:
-        return None
+        return None, None
+    handles += [m.register_forward_hook(scaled) for m in module.modules()
+                if isinstance(m, InputScaling)]
     was_training = module.training
     module.eval()
     try:
@@ -69,19 +107,23 @@ def input_quantizer(module: nn.Module, n_inputs: int) -> Optional[QuantIdentity]
             module(probe)
     except _Stop as stop:  # a quantizer never run has no grid yet (it takes one from a batch)
         quantizer = stop.quantizer
-        return quantizer if quantizer is not None and bool(quantizer.initialized) else None
+        if quantizer is None or not bool(quantizer.initialized) or len(scalings) > 1:
+            return None, None
+        return quantizer, (scalings[0] if scalings else None)
     finally:
         for handle in handles:
             handle.remove()
         module.train(was_training)
-    return None
+    return None, None
 
 
 def grid_calibration_rows(quantizer: QuantIdentity, n_inputs: int,
-                          n_rows: int = GRID_CALIBRATION_ROWS, seed: int = 0) -> np.ndarray:
+                          n_rows: int = GRID_CALIBRATION_ROWS, seed: int = 0,
+                          scaling: Optional[InputScaling] = None) -> np.ndarray:
     """Calibration rows on ``quantizer``'s grid: every feature at its lowest level, at its
     highest, at 0, then rows of levels drawn uniformly and independently (seeded: the same
-    parameters always give the same rows, hence the same quantized model).
+    parameters always give the same rows, hence the same quantized model); in the raw inputs'
+    units through ``scaling``'s inverse when the grid reads them through it.
 
     Parameters
     ----------
@@ -93,6 +135,8 @@ def grid_calibration_rows(quantizer: QuantIdentity, n_inputs: int,
         Rows returned (at least 3).
     seed : int, default=0
         Seed of the draw.
+    scaling : InputScaling or None, default=None
+        The map from raw inputs to the grid (see :func:`input_scaling`).
 
     Returns
     -------
@@ -102,4 +146,4 @@ def grid_calibration_rows(quantizer: QuantIdentity, n_inputs: int,
     levels = (np.arange(quantizer.q_min, quantizer.q_max + 1) - quantizer.zero_point) * scale
     rows = np.random.default_rng(seed).choice(levels, size=(max(int(n_rows), 3), int(n_inputs)))
     rows[0], rows[1], rows[2] = levels[0], levels[-1], 0.0
-    return rows.astype(np.float32)
+    return rows.astype(np.float32) if scaling is None else scaling.inverse(rows)

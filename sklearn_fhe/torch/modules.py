@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
+from .input_scaling import InputScaling
 from .qat import QuantIdentity, QuantLinear, auto_accumulator_bits
 
 __all__ = ["FHEMLP"]
@@ -21,7 +22,8 @@ class FHEMLP(nn.Module):
 
     The network is::
 
-        QuantIdentity(n_input_bits, signed, narrow)      # clear, on the client
+        InputScaling(n_inputs)                           # clear, on the client
+        -> QuantIdentity(n_input_bits, signed, narrow)   # clear, on the client
         -> [QuantLinear(n_w_bits) -> activation -> QuantIdentity(n_a_bits)]  # per hidden layer
         -> QuantLinear(n_w_bits)                        # output accumulator, decrypted as is
 
@@ -64,7 +66,8 @@ class FHEMLP(nn.Module):
         Bit width of the hidden activations (unsigned grid after a non-negative activation,
         signed otherwise).
     n_input_bits : int, default=3
-        Bit width of the signed input grid. Inputs should be standardized.
+        Bit width of the signed input grid: each feature takes ``2**n_input_bits - 1`` levels
+        (the narrow grid) whatever its own range, once ``input_scaling`` has mapped it there.
     n_accum_bits : int or None, default=5
         Bit width to which each hidden layer's integer accumulator is rounded, simulated during
         training (see :class:`~sklearn_fhe.torch.qat.QuantLinear` ``acc_bits``); it is the input
@@ -84,9 +87,20 @@ class FHEMLP(nn.Module):
     n_accum_products : int, default=8
         How many products of the largest input and the largest weight a hidden accumulator
         has room for when ``n_accum_max_bits="auto"`` (rounded up to a power of two).
+    input_scaling : bool, default=True
+        Map each raw feature onto the input grid by its own ``(x - offset) / scale``
+        (:class:`~sklearn_fhe.torch.input_scaling.InputScaling`: a mean and standard
+        deviation, gross outliers clipped), so inputs need no scaler. The map is the
+        identity until calibrated: ``FHENeuralNetClassifier`` / ``FHENeuralNetRegressor``
+        calibrate it on the training data before training; call
+        ``module.input_scaling.calibrate(X)`` when training the module yourself. It runs on
+        the client with the input quantizer: no cost in FHE.
+        False leaves the inputs as given (standardize them first).
 
     Attributes
     ----------
+    input_scaling : InputScaling or None
+        The per-feature map of the raw inputs (None with ``input_scaling=False``).
     layers : torch.nn.ModuleList
         The :class:`~sklearn_fhe.torch.qat.QuantLinear` layers, each owning its input quantizer.
     activations : torch.nn.ModuleList
@@ -113,6 +127,7 @@ class FHEMLP(nn.Module):
         n_output_bits: Optional[int] = 3,
         n_accum_max_bits: Union[int, str, None] = "auto",
         n_accum_products: int = 8,
+        input_scaling: bool = True,
     ):
         super().__init__()
         if isinstance(hidden_layer_sizes, int):
@@ -131,6 +146,7 @@ class FHEMLP(nn.Module):
             )
         self.n_inputs, self.n_outputs = sizes[0], sizes[-1]
         self.hidden_layer_sizes = tuple(sizes[1:-1])
+        self.input_scaling = InputScaling(self.n_inputs) if input_scaling else None
         signed_activation = not issubclass(activation, _NON_NEGATIVE_ACTIVATIONS)
         n_layers = len(sizes) - 1
         self.layers = nn.ModuleList()
@@ -165,6 +181,8 @@ class FHEMLP(nn.Module):
                 self.activations.append(activation())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        if self.input_scaling is not None:
+            x = self.input_scaling(x)
         for index, layer in enumerate(self.layers):
             x = layer(x)
             if index < len(self.activations):

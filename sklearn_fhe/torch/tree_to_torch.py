@@ -61,6 +61,8 @@ import torch
 
 from ..clear_outputs import ClearOutputs
 from ..errors import UnsupportedModelError
+from ..config import memory_budget_bytes
+from ..fhe.cost import FHEMemoryBudgetError
 
 __all__ = [
     "TreeTensors",
@@ -316,6 +318,27 @@ def _tree_gemm_blocks(tree: _Tree):
     return internal, C, leaf_bias, path_length, tree.values[leaves]
 
 
+#: Copies of the dense nodes x leaves path matrix alive at once while a model is exported,
+#: quantized and calibrated (float and integer weights, the ONNX initializer, a product).
+_PATH_MATRIX_COPIES = 6
+
+
+def _check_path_matrix_memory(n_nodes: int, n_leaves: int, n_trees: int) -> None:
+    """Refuse, before allocating it, a path matrix whose copies would pass the memory budget:
+    an unbounded forest (thousands of leaves per tree) would otherwise end in a raw
+    MemoryError, or the process killed, inside fit."""
+    needed = _PATH_MATRIX_COPIES * 8 * n_nodes * n_leaves
+    budget = memory_budget_bytes()
+    if budget is not None and needed > budget:
+        raise FHEMemoryBudgetError(
+            f"The {n_trees} trees hold {n_leaves} leaves and {n_nodes} comparisons: their "
+            f"encrypted form needs about {needed / 1e9:.1f} GB to build, over the memory budget "
+            f"of {budget / 1e9:.1f} GB, and one table lookup per leaf and row. Bound the trees "
+            "(max_depth, max_leaf_nodes, n_estimators; the defaults are sized for FHE), or "
+            "raise sklearn_fhe.set_config(memory_budget=...) if this machine has the memory."
+        )
+
+
 def _stack_trees(
     trees: Sequence[_Tree], n_features: int, n_outputs: int, decision: str, simplify: bool = True
 ) -> TreeTensors:
@@ -341,6 +364,7 @@ def _stack_trees(
         values, leaf_tree = [np.zeros((1, n_outputs))], [np.zeros(1, np.int64)]
     n_nodes = sum(b.shape[0] for b in blocks)
     n_leaves = sum(b.shape[1] for b in blocks)
+    _check_path_matrix_memory(n_nodes, n_leaves, len(trees))
     C_all = np.zeros((n_nodes, n_leaves))
     r = c = 0
     for b in blocks:

@@ -159,7 +159,11 @@ def test_calibrated_range_of_each_family(cancer):
     assert np.all(high >= np.quantile(X, 0.99, axis=0) - 1e-5)
     net = sklearn_fhe.FHENeuralNetClassifier(max_epochs=1, random_state=0).fit(X, y)
     low, high = calibrated_range(ClientModel.from_estimator(net).quantization, 30)
-    assert np.all(low == low[0]) and np.all(high == -low)  # the input fake quantizer's Clip
+    # the input fake quantizer's Clip, mapped back through the network's per-feature map
+    scaling = net.module_.input_scaling
+    offset, scale = scaling.offset.numpy(), scaling.scale.numpy()
+    np.testing.assert_allclose((low - offset) / scale, (low[0] - offset[0]) / scale[0], rtol=1e-5)
+    np.testing.assert_allclose(high - offset, offset - low, rtol=1e-5)
     # trees encrypt comparison bits (values past the outer thresholds encode alike): no check
     tree = sklearn_fhe.FHEDecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
     assert ClientModel.from_estimator(tree).input_encoder is not None
