@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,9 +32,20 @@ CASES = {
 ROWS = 32
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
+def _status_bytes(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Start the peak RSS afresh (Linux: writing 5 to clear_refs), so fit's peak is not
+    counted as compiling's."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
 
 
 def measure(case: str) -> dict:
@@ -59,7 +69,8 @@ def measure(case: str) -> dict:
     start = time.perf_counter()
     cost = model.fhe_cost()
     cost_s = time.perf_counter() - start
-    before = _rss_bytes()
+    _reset_peak()
+    before = _status_bytes("VmRSS")
     start = time.perf_counter()
     model.compile()
     compile_s = time.perf_counter() - start
@@ -73,7 +84,7 @@ def measure(case: str) -> dict:
     start = time.perf_counter()
     model.predict(X_test[:1], fhe="execute")
     one_row_s = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status_bytes("VmHWM")
     key_bytes = len(model.fhe_circuit.module.keys.evaluation.serialize())
     return {
         "case": case, "fhe_cost_s": round(cost_s, 3),

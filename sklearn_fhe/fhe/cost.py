@@ -12,7 +12,7 @@ integer (as concrete would measure it). From there, arithmetic only:
 - the parameters give key bytes (serialized, and in memory), the size of a ciphertext and
   concrete's complexity of one PBS; this machine's measured constants (``machine_profile``)
   turn them into seconds: PBS time, encryption and decryption per ciphertext byte, the fixed
-  cost of a call, key generation per key byte;
+  cost of a call, key generation per unit of its work;
 - the server evaluates each lookup op on the whole ``(batch, ...)`` tensor at once, spread over
   the cores: a lookup element costs the amortized PBS time; a rounded lookup first removes its
   low bits, one narrow PBS per bit;
@@ -282,12 +282,13 @@ def estimate(
         key_bytes = sum(params.serialized_key_bytes for _, params in partitions.values())
         memory_keys = sum(params.bootstrap_key_bytes + params.keyswitch_key_bytes
                           for _, params in partitions.values())
+        keygen_work = sum(params.keygen_work for _, params in partitions.values())
     else:  # a dot product of every input with every output, on wide ciphertexts
         ciphertext = _LEVELED_CIPHERTEXT_BYTES
         server_row = n_inputs * n_outputs * profile.leveled_s
         client_row = n_inputs * profile.leveled_input_s + n_outputs * profile.leveled_output_s
         call_s = profile.leveled_call_s
-        key_bytes = memory_keys = 0
+        key_bytes = memory_keys = keygen_work = 0
     per_call = call_s + batch_size * (server_row + client_row)
     widest_step = max(count for _, count in elements)
     tensors = 2 * batch_size * widest_step * ciphertext  # a step's input and output, per row
@@ -300,7 +301,7 @@ def estimate(
         "estimated_s_per_call": per_call,
         "estimated_s_one_row": call_s + server_row + client_row,
         "estimated_key_bytes": int(max(key_bytes, _LEVELED_KEY_BYTES)),
-        "estimated_keygen_s": memory_keys * profile.keygen_s_per_byte,
+        "estimated_keygen_s": keygen_work * profile.keygen_s_per_work,
         "estimated_peak_memory_bytes": int(_RUNTIME_BYTES + _KEY_MEMORY_FACTOR * memory_keys
                                            + tensors),
         "batch_size": batch_size,

@@ -63,6 +63,15 @@ class KeyParameters:
         return _COEFFICIENT_BYTES * (bootstrap * self.polynomial_size + big * self.level)
 
     @property
+    def keygen_work(self) -> float:
+        """Key generation's work, in polynomial products: one GGSW ciphertext per bit of the
+        small key, ``level * (k + 1)`` GLWE encryptions each, a product of size N (N log N)
+        in each, then their conversion to the Fourier domain alike."""
+        n = self.polynomial_size
+        return (self.lwe_dimension * self.level * (self.glwe_dimension + 1)
+                * n * math.log2(n))
+
+    @property
     def ciphertext_bytes(self) -> int:
         """One LWE ciphertext under the large key (what lives between lookups)."""
         return _COEFFICIENT_BYTES * (self.glwe_dimension * self.polynomial_size + 1)

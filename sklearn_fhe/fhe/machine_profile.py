@@ -3,7 +3,7 @@
 The time of a programmable bootstrap (PBS) follows concrete's own cost model of its parameters
 (``KeyParameters.complexity_per_pbs``) times this machine's seconds per unit of it; encryption
 and decryption follow the ciphertext's size; a circuit call has a fixed overhead; key generation
-follows the keys' size. Those few constants are measured on small circuits:
+follows the keys' parameters. Those few constants are measured on small circuits:
 
 - on first use, a *quick* calibration (a few seconds), cached in the user's cache directory
   (``sklearn_fhe.fhe.cache``) per machine and concrete version;
@@ -53,8 +53,8 @@ class MachineProfile:
     leveled_call_s, leveled_input_s, leveled_output_s, leveled_s : float
         A circuit without lookups (a linear model): call overhead, encryption of one input,
         decryption of one output, one multiply-add term of its dot product.
-    keygen_s_per_byte : float
-        Key generation per byte of bootstrap and key-switch keys in memory.
+    keygen_s_per_work : float
+        Key generation per unit of ``KeyParameters.keygen_work``.
     machine : str
         Where and when it was measured; ``quick`` marks a first-use calibration.
     """
@@ -67,7 +67,7 @@ class MachineProfile:
     leveled_input_s: float
     leveled_output_s: float
     leveled_s: float
-    keygen_s_per_byte: float
+    keygen_s_per_work: float
     machine: str = ""
     quick: bool = False
 
@@ -219,7 +219,6 @@ def calibrate(quick: bool = True, log: Optional[Callable[[str], None]] = None) -
     dot_wide = _dot_product_circuit(elements, configuration)
     dot_lone_t = _timings(dot_lone, np.array([200]), repeat)
     dot_wide_t = _timings(dot_wide, np.arange(elements) % 256, repeat)
-    key_bytes = parameters.bootstrap_key_bytes + parameters.keyswitch_key_bytes
     profile = MachineProfile(
         pbs_s_per_complexity=pbs_s / parameters.complexity_per_pbs,
         call_s=lone_t["encrypt_s"] + lone_t["run_s"] + lone_t["decrypt_s"],
@@ -229,7 +228,7 @@ def calibrate(quick: bool = True, log: Optional[Callable[[str], None]] = None) -
         leveled_input_s=dot_wide_t["encrypt_s"] / elements,
         leveled_output_s=dot_wide_t["decrypt_s"],
         leveled_s=max(dot_wide_t["run_s"] - dot_lone_t["run_s"], 0.0) / (elements - 1),
-        keygen_s_per_byte=min(lone_t["keygen_s"], wide_t["keygen_s"]) / key_bytes,
+        keygen_s_per_work=wide_t["keygen_s"] / parameters.keygen_work,
         machine=f"{machine_key()}, {time.strftime('%Y-%m-%d')}",
         quick=quick,
     )

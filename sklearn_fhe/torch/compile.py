@@ -189,7 +189,7 @@ def _compile_with_auto_rounding(
         except FHECompilationError as error:  # concrete failed otherwise: try the next one
             last_error = error
             continue
-        except RuntimeError as error:  # the cost model's proxy compile found no parameters
+        except RuntimeError as error:  # concrete itself found no parameters
             if "NoParametersFound" not in str(error):
                 raise
             failed.append((candidate.widest, candidate.lookup_bits))

@@ -90,3 +90,10 @@ def test_memory_budget_settings():
     with config_context(memory_budget="2GB"):
         assert memory_budget_bytes() == 2 * 10 ** 9
     assert sklearn_fhe.get_config()["memory_budget"] is None
+
+
+def test_an_unbounded_forest_over_the_budget_is_refused_at_fit(data):
+    X, y = data
+    with config_context(memory_budget="1MB"):
+        with pytest.raises(FHEMemoryBudgetError, match="max_depth.*memory_budget"):
+            FHERandomForestClassifier(n_estimators=50, max_depth=None).fit(X, y)
