@@ -4,9 +4,10 @@ Dask cluster of 2 worker processes (on 127.0.0.1), and the bytes that cross to t
 For each model: fit, compile, generate keys, then time ``predict_proba(X, fhe="execute")`` on
 ``--rows`` rows, sequentially, with ``sklearn_fhe.config_context(n_jobs=2)``, and inside
 ``joblib.parallel_config(backend="dask")``. Prints rows/s, the bytes per row (encrypted inputs
-to the workers and results back) and per worker (server part + evaluation keys, once per
-request), and checks the three outputs are identical. The worker pools are started before the
-timing (a loky warm-up task; the cluster is started first), as on a long-running service.
+to the workers and results back) and the parts the workers fetched (server part + evaluation
+keys, once per worker, kept across requests), and checks the three outputs are identical.
+The worker pools are started before the timing (a loky warm-up task; the cluster is started
+first), as on a long-running service.
 
 Run: python benchmarks/scaling.py [rf nn] [--rows 64]
 (``SKLEARN_FHE_KEY_CACHE=dir`` caches keys between runs; insecure, for benchmarks only.)
@@ -63,8 +64,8 @@ def run(name: str, n_rows: int, dask_client) -> None:
               f"{len(report.workers)} workers, {report.tasks} tasks; per row "
               f"{report.input_bytes / n_rows / 1e3:.1f} KB up + "
               f"{report.output_bytes / n_rows / 1e3:.1f} KB back = {per_row / 1e3:.1f} KB; "
-              f"per worker per request {report.bundle_bytes / 1e6:.1f} MB (server "
-              f"{len(estimator.fhe_circuit._bundle[1].server) / 1e6:.2f} MB + keys)")
+              f"parts fetched by workers {report.fetched_bytes / 1e6:.1f} MB, once per worker "
+              f"(server {len(estimator.fhe_circuit._bundle[1].server) / 1e6:.2f} MB + keys)")
 
 
 def main() -> None:

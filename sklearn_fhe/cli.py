@@ -4,7 +4,10 @@
 server part on a client's encrypted inputs, file to file (a batch job on the server side).
 
 ``sklearn-fhe serve MODEL_DIR --host 127.0.0.1 --port 8000`` serves it over HTTP (the ``serve``
-extra; see ``sklearn_fhe.deployment.http_service`` for the endpoints and limits).
+extra; see ``sklearn_fhe.deployment.http_service`` for the endpoints and limits), with
+``--key-store DIR`` (key sets shared by processes and kept across restarts), ``--token-file F``
+(bearer tokens), ``--ssl-keyfile/--ssl-certfile`` (HTTPS) and ``--dask-scheduler ADDRESS`` (the
+circuit runs on a Dask cluster).
 """
 
 from __future__ import annotations
@@ -26,17 +29,26 @@ def run_command(args: argparse.Namespace) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     try:
+        from .deployment.access import Tokens
         from .deployment.http_service import ServiceLimits, serve
     except ImportError as error:
         print(f"sklearn-fhe serve: {error}", file=sys.stderr)
         return 2
+    if (args.ssl_keyfile is None) != (args.ssl_certfile is None):
+        print("sklearn-fhe serve: HTTPS needs both --ssl-keyfile and --ssl-certfile.",
+              file=sys.stderr)
+        return 2
     try:
         limits = ServiceLimits(**{name: getattr(args, name) for name in LIMITS
                                   if getattr(args, name) is not None})
-    except ValueError as error:
+        tokens = Tokens.from_file(args.token_file) if args.token_file else None
+        serve(args.model_dir, host=args.host, port=args.port, limits=limits,
+              log_level=args.log_level, key_store=args.key_store, tokens=tokens,
+              dask_scheduler=args.dask_scheduler, ssl_keyfile=args.ssl_keyfile,
+              ssl_certfile=args.ssl_certfile)
+    except (ValueError, OSError, ImportError) as error:  # limits, token file, directories, port
         print(f"sklearn-fhe serve: {error}", file=sys.stderr)
         return 2
-    serve(args.model_dir, host=args.host, port=args.port, limits=limits, log_level=args.log_level)
     return 0
 
 
@@ -65,6 +77,12 @@ LIMITS = {
     "workers": ("--workers", int, "threads running encrypted work (default: CPU count)"),
     "max_pending": ("--max-pending", int,
                     "most requests running or waiting; more get 503 (default 64)"),
+    "max_key_sets_per_token": ("--max-key-sets-per-token", int,
+                               "with --token-file: most key sets one token holds (default 16)"),
+    "max_disk_key_sets": ("--max-disk-key-sets", int,
+                          "with --key-store: most key sets kept on disk (default 1024)"),
+    "max_disk_key_bytes": ("--max-disk-key-bytes", byte_size,
+                           "with --key-store: most bytes of key sets on disk (default 64G)"),
 }
 
 
@@ -84,6 +102,15 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--key-store", metavar="DIR",
+                       help="directory of key sets shared by service processes, kept across "
+                            "restarts (a local disk or a shared file system)")
+    serve.add_argument("--token-file", metavar="FILE",
+                       help="accepted bearer tokens, one per line: requests without one get 401")
+    serve.add_argument("--ssl-keyfile", metavar="FILE", help="HTTPS: the server's private key")
+    serve.add_argument("--ssl-certfile", metavar="FILE", help="HTTPS: the server's certificate")
+    serve.add_argument("--dask-scheduler", metavar="ADDRESS",
+                       help="run the circuit on this Dask cluster, e.g. tcp://10.0.0.5:8786")
     for name, (option, kind, text) in LIMITS.items():
         serve.add_argument(option, dest=name, type=kind, help=text)
     serve.set_defaults(handler=serve_command)

@@ -83,14 +83,16 @@ class KeyStore:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, keys: Any, size: int) -> str:
-        """Store ``keys`` (``size`` bytes) → a new id; evicts the least recently used sets
-        that no longer fit. Raises ``KeyTooLargeError`` if ``size`` exceeds ``max_bytes``."""
+    def add(self, keys: Any, size: int, key_id: Optional[str] = None) -> str:
+        """Store ``keys`` (``size`` bytes) under ``key_id`` (default: a new random id) → the
+        id; evicts the least recently used sets that no longer fit. Raises
+        ``KeyTooLargeError`` if ``size`` exceeds ``max_bytes``."""
         if size > self.max_bytes:
             raise KeyTooLargeError(f"These evaluation keys take {size} bytes, more than the "
                                    f"{self.max_bytes} bytes this server keeps for all clients.")
-        key_id = secrets.token_urlsafe(18)
+        key_id = key_id or secrets.token_urlsafe(18)
         with self._lock:
+            self._entries.pop(key_id, None)
             self._expire()
             self._entries[key_id] = _Entry(keys, size, self._clock())
             while len(self._entries) > self.max_sets or self.nbytes > self.max_bytes:
@@ -109,6 +111,16 @@ class KeyStore:
             entry.last_used = self._clock()
             self._entries.move_to_end(key_id)
             return entry.keys
+
+    def discard(self, key_id: str) -> None:
+        """Forget ``key_id`` (if held)."""
+        with self._lock:
+            self._entries.pop(key_id, None)
+
+    def __contains__(self, key_id: str) -> bool:
+        with self._lock:
+            self._expire()
+            return key_id in self._entries
 
     @property
     def nbytes(self) -> int:

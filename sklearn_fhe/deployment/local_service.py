@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 HOST = "127.0.0.1"
 
@@ -37,11 +38,15 @@ class LocalService:
         More ``sklearn-fhe serve`` options, e.g. ``["--max-request-bytes", "65536"]``.
     startup_timeout : float, default=300
         Seconds to wait for the server to answer ``/health``.
+    token : str, optional
+        A bearer token for :meth:`health` (a service with ``--token-file``).
+    ca_file : str or pathlib.Path, optional
+        The CA to verify an HTTPS service with (``--ssl-certfile`` among ``options``).
 
     Attributes
     ----------
     url : str
-        ``http://127.0.0.1:PORT``.
+        ``http://127.0.0.1:PORT`` (``https://`` with ``--ssl-certfile``).
     model_dir : pathlib.Path
         The model served.
     process : subprocess.Popen
@@ -49,10 +54,14 @@ class LocalService:
     """
 
     def __init__(self, model_dir: Union[str, Path], options: Sequence[str] = (),
-                 startup_timeout: float = 300.0) -> None:
+                 startup_timeout: float = 300.0, token: Optional[str] = None,
+                 ca_file: Optional[Union[str, Path]] = None) -> None:
         self.model_dir = Path(model_dir)
         self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
+        scheme = "https" if "--ssl-certfile" in options else "http"
+        self.url = f"{scheme}://{HOST}:{self.port}"
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self._log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sklearn_fhe", "serve", str(model_dir), "--host", HOST,
@@ -64,10 +73,21 @@ class LocalService:
             self.close()
             raise
 
+    def get(self, path: str, timeout: float = 10.0) -> bytes:
+        """``GET path``'s body (with the token, if any)."""
+        request = urllib.request.Request(self.url + path, headers=self._headers)
+        context = self._tls if self.url.startswith("https:") else None
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            return response.read()
+
     def health(self, timeout: float = 10.0) -> dict:
         """``GET /health``'s JSON."""
-        with urllib.request.urlopen(self.url + "/health", timeout=timeout) as response:
-            return json.loads(response.read())
+        return json.loads(self.get("/health", timeout))
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL: no clean-up, as a crash)."""
+        self.process.kill()
+        self.process.wait()
 
     def log(self) -> str:
         """What the server wrote to its standard error so far."""

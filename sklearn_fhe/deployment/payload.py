@@ -151,6 +151,13 @@ def unpack(data: bytes, kind: str, model: str, functions: dict) -> Message:
     return Message(kind, model, blobs)
 
 
+def message_rows(data: bytes) -> int:
+    """The real rows of a message already checked by :func:`unpack` (headers only)."""
+    _, _, _, _, count = _HEADER.unpack_from(data)
+    return sum(_BLOB.unpack_from(data, _HEADER.size + index * _BLOB.size)[1]
+               for index in range(count))
+
+
 def _check_calls(blobs: list, functions: dict) -> None:
     if not blobs:
         raise PayloadError("The message holds no rows.")

@@ -6,9 +6,11 @@ Only the standard library speaks HTTP here, so a data owner needs no server-side
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -42,6 +44,12 @@ class RemoteClient:
         Seed of the key generation (reproducible keys); default: fresh randomness.
     timeout : float, default=600
         Seconds to wait for one HTTP answer.
+    token : str, optional
+        A bearer token the service accepts (``serve --token-file``), sent with every request.
+    ca_file : str or pathlib.Path, optional
+        For an ``https://`` URL: the certificate authority (PEM) to verify the service's
+        certificate against, e.g. a private CA or a self-signed certificate; default: the
+        system's. Certificates and host names are always verified.
 
     Attributes
     ----------
@@ -56,9 +64,13 @@ class RemoteClient:
     >>> remote.predict(X)                                # doctest: +SKIP
     """
 
-    def __init__(self, url: str, seed: Optional[int] = None, timeout: float = 600.0) -> None:
+    def __init__(self, url: str, seed: Optional[int] = None, timeout: float = 600.0,
+                 token: Optional[str] = None, ca_file: Optional[Union[str, Path]] = None
+                 ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._token = token
+        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self.client = Client.from_archive(self._request("GET", "/model"))
         self.client.keygen(seed)
         self.key_id = self.upload_keys()
@@ -111,10 +123,14 @@ class RemoteClient:
         headers = dict(headers or {})
         if body is not None:
             headers["Content-Type"] = OCTET_STREAM
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token}"
         request = urllib.request.Request(self.url + path, data=body, headers=headers,
                                          method=method)
+        context = self._tls if self.url.startswith("https:") else None
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout,
+                                        context=context) as response:
                 return response.read()
         except urllib.error.HTTPError as error:
             raise ServiceError(method, self.url + path, error.code, _detail(error)) from None

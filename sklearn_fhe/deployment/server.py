@@ -7,14 +7,16 @@ and learns nothing of the inputs or the outputs.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from concrete import fhe
 
 from ..config import get_config
 from ..fhe import parallel
 from ..fhe.runtime import ServerRuntime
+from ..fhe.worker_parts import Part, digest
 from .errors import ArtifactError, PayloadError
 from .manifest import SERVER_FILES, read_manifest
 from .payload import Blob, Message, pack, unpack
@@ -54,6 +56,8 @@ class Server:
         except Exception as error:  # a corrupt zip or library: concrete's own exceptions
             raise ArtifactError(f"The server part cannot be loaded: {error}") from error
         self._runtime = ServerRuntime(self._server)
+        self._server_part_cache: Optional[Part] = None
+        self._local = threading.local()  # each thread's last fan-out report
 
     def load_keys(self, keys: bytes) -> fhe.EvaluationKeys:
         """A client's evaluation keys (bytes from ``Client.evaluation_keys``), checked and
@@ -64,13 +68,15 @@ class Server:
         except RuntimeError as error:
             raise PayloadError(f"These are not evaluation keys concrete can read: {error}") from error
 
-    def run(self, payload: bytes, keys: Keys, n_jobs: Optional[int] = None) -> bytes:
+    def run(self, payload: bytes, keys: Keys, n_jobs: Optional[int] = None, *,
+            keys_digest: Optional[str] = None, dask_client: Optional[Any] = None) -> bytes:
         """Run the circuit on encrypted inputs (``Client.encrypt``'s bytes) → encrypted results.
 
         The circuit calls of a large payload can run on joblib workers: ``n_jobs`` local
         processes, or a Dask cluster inside ``joblib.parallel_config(backend="dask")`` (with
-        a ``distributed.Client`` connected to its scheduler). Each worker receives the server
-        part and the keys once per request.
+        a ``distributed.Client`` connected to its scheduler), or on ``dask_client``'s cluster.
+        Each worker receives the server part and a key set once, and keeps them across
+        requests (see ``sklearn_fhe.fhe.worker_parts``).
 
         Parameters
         ----------
@@ -82,6 +88,12 @@ class Server:
             Workers for the circuit calls (joblib's meaning); default
             ``sklearn_fhe.get_config()["n_jobs"]``: None, one unless in a
             ``joblib.parallel_config`` context.
+        keys_digest : str, optional
+            The SHA-256 (hex) of the keys' serialized bytes, where the caller knows it (a key
+            store's id): names them for the workers without serializing them again.
+        dask_client : distributed.Client, optional
+            Run every circuit call on this cluster's workers, even a one-call request (a
+            service whose processes only route: ``sklearn-fhe serve --dask-scheduler``).
 
         Returns
         -------
@@ -91,19 +103,44 @@ class Server:
         evaluation_keys = keys if isinstance(keys, fhe.EvaluationKeys) else self.load_keys(keys)
         message = unpack(payload, "inputs", self.fingerprint, self.functions)
         n_jobs = get_config()["n_jobs"] if n_jobs is None else n_jobs
-        if parallel.n_tasks(n_jobs, len(message.blobs)) > 1:
-            outputs = self._fan_out(message.blobs, evaluation_keys, n_jobs)
+        if dask_client is not None or parallel.n_tasks(n_jobs, len(message.blobs)) > 1:
+            outputs = self._fan_out(message.blobs, self._keys_part(keys, keys_digest), n_jobs,
+                                    dask_client)
         else:
             outputs = [self._run_one(blob, evaluation_keys) for blob in message.blobs]
         blobs = [Blob(data, blob.function, blob.rows) for data, blob in zip(outputs, message.blobs)]
         return pack(Message("outputs", self.fingerprint, blobs))
 
-    def _fan_out(self, blobs: list, keys: fhe.EvaluationKeys, n_jobs: Optional[int]) -> list:
-        """The blobs' results computed on joblib workers (see ``sklearn_fhe.fhe.parallel``)."""
-        bundle = parallel.ServerBundle(self._archive.read_bytes(), keys.serialize())
+    @property
+    def last_fan_out(self) -> Optional[parallel.FanOutReport]:
+        """Figures of this thread's last run fanned out to workers (None if none)."""
+        return getattr(self._local, "report", None)
+
+    def _keys_part(self, keys: Keys, keys_digest: Optional[str]) -> Part:
+        """The keys as a part for workers, named by the digest of concrete's serialized keys."""
+        if isinstance(keys, fhe.EvaluationKeys):
+            if keys_digest is None:
+                return Part.from_bytes("keys", keys.serialize())
+            return Part("keys", keys_digest, keys.serialize)
+        data = unpack(keys, "keys", self.fingerprint, self.functions).blobs[0].data
+        return Part("keys", keys_digest or digest(data), lambda: data, len(data))
+
+    def _server_part(self) -> Part:
+        """The saved server as a part for workers (digested once)."""
+        if self._server_part_cache is None:
+            data = self._archive.read_bytes()
+            self._server_part_cache = Part("server", digest(data), self._archive.read_bytes,
+                                           len(data))
+        return self._server_part_cache
+
+    def _fan_out(self, blobs: list, keys: Part, n_jobs: Optional[int],
+                 dask_client: Optional[Any] = None) -> list:
+        """The blobs' results computed on workers (see ``sklearn_fhe.fhe.parallel``)."""
+        bundle = parallel.ServerBundle(self._server_part(), keys)
         try:
-            results, self.last_fan_out = parallel.fan_out(
-                bundle, [(blob.function, blob.data) for blob in blobs], n_jobs)
+            results, self._local.report = parallel.fan_out(
+                bundle, [(blob.function, blob.data) for blob in blobs], n_jobs,
+                dask_client=dask_client)
         except RuntimeError as error:  # concrete's, raised in a worker
             raise PayloadError(f"A ciphertext is not a valid input for this model: {error}") \
                 from error

@@ -1,47 +1,37 @@
 """Encrypted circuit calls fanned out to joblib workers: local processes, or a Dask cluster.
 
 The driver encrypts and decrypts; the workers only run circuit calls on ciphertexts. concrete's
-circuits are not picklable, so a worker receives a ``ServerBundle`` (the saved server part and the
-client's evaluation keys, as bytes) and loads it once per process: the calls of a request are cut
-into one task per worker (as scikit-learn's forests cut their trees), so each worker receives the
-bundle once per request, never once per circuit call. Under ``joblib.parallel_config(backend=
-"dask")`` joblib scatters the bundle to the cluster once (its ``__sizeof__`` tells Dask it is
-large) and each worker fetches it once.
+circuits are not picklable, so a worker needs the saved server part and the client's evaluation
+keys as bytes (a ``ServerBundle``). These cross to a worker **once**, not once per request: the
+driver publishes them by digest (see ``sklearn_fhe.fhe.worker_parts``), each task carries only
+their references and its ciphertexts, and a worker keeps what it loaded across requests. The
+calls of a request are cut into one task per worker (as scikit-learn's forests cut their
+trees).
+
+Under ``joblib.parallel_config(backend="dask")`` (or with ``dask_client=``) the tasks go to the
+cluster through the ``distributed.Client`` directly: the parts are scattered once and fetched
+by their key by the workers that lack them. Otherwise joblib runs the tasks (local processes)
+and the parts are read from a spool file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import pickle
 import socket
-import tempfile
-import threading
-from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 from concrete import fhe
 from joblib import Parallel, delayed, effective_n_jobs
+from joblib.parallel import get_active_backend
 
 from .. import progress
-from .runtime import ServerRuntime
+from .worker_parts import Part, PartRef, loads_of, publish_to_dask, publish_to_files, resolve
 
 #: One circuit call: the function's name and its serialized encrypted input.
 CallBytes = tuple[str, bytes]
-
-# -- worker side: what this process received and loaded ---------------------------------------
-_RECEIVED: Counter = Counter()  # bundles unpickled in this process, by digest
-_LOADED: Counter = Counter()  # servers and key sets loaded in this process, by digest
-_SERVERS: dict = {}
-_KEYS: dict = {}
-_LOAD_LOCK = threading.Lock()
-_MAX_CACHED = 4  # models kept loaded per worker process
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class ServerBundle:
@@ -49,74 +39,68 @@ class ServerBundle:
 
     Parameters
     ----------
-    server : bytes
+    server : bytes or Part
         concrete's saved server (the ``server.zip`` of a saved model).
-    keys : bytes
-        The client's serialized evaluation keys (concrete's ``EvaluationKeys.serialize()``).
+    keys : bytes or Part
+        The client's serialized evaluation keys (concrete's ``EvaluationKeys.serialize()``);
+        a :class:`~sklearn_fhe.fhe.worker_parts.Part` names them by digest and reads them only
+        if they must be published.
     """
 
-    def __init__(self, server: bytes, keys: bytes) -> None:
-        self.server = server
-        self.keys = keys
-        self.server_digest = _digest(server)
-        self.keys_digest = _digest(keys)
+    def __init__(self, server: Union[bytes, Part], keys: Union[bytes, Part]) -> None:
+        self.server_part = server if isinstance(server, Part) else Part.from_bytes("server", server)
+        self.keys_part = keys if isinstance(keys, Part) else Part.from_bytes("keys", keys)
+        self.server_digest = self.server_part.digest
+        self.keys_digest = self.keys_part.digest
 
     @property
-    def digest(self) -> str:
-        """Identity of the server and key set together."""
-        return self.server_digest + self.keys_digest
+    def server(self) -> bytes:
+        """The server part's bytes."""
+        return self.server_part.read()
 
-    def __sizeof__(self) -> int:  # read by Dask (through joblib) to scatter it once
-        return len(self.server) + len(self.keys)
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        _RECEIVED[self.digest] += 1  # counted where it arrives: once per worker is the contract
-
-    def load(self) -> tuple[ServerRuntime, fhe.EvaluationKeys]:
-        """The server runtime and keys, loaded on first use in this process."""
-        with _LOAD_LOCK:
-            if self.server_digest not in _SERVERS:
-                _evict(_SERVERS)
-                directory = Path(tempfile.mkdtemp(prefix="sklearn_fhe_worker_"))
-                (directory / "server.zip").write_bytes(self.server)
-                _SERVERS[self.server_digest] = ServerRuntime(
-                    fhe.Server.load(directory / "server.zip"))
-                _LOADED[self.server_digest] += 1
-            if self.keys_digest not in _KEYS:
-                _evict(_KEYS)
-                _KEYS[self.keys_digest] = fhe.EvaluationKeys.deserialize(self.keys)
-                _LOADED[self.keys_digest] += 1
-            return _SERVERS[self.server_digest], _KEYS[self.keys_digest]
-
-
-def _evict(cache: dict) -> None:
-    while len(cache) >= _MAX_CACHED:
-        cache.pop(next(iter(cache)))
+    @property
+    def keys(self) -> bytes:
+        """The evaluation keys' bytes."""
+        return self.keys_part.read()
 
 
 @dataclass(frozen=True)
 class WorkerNote:
-    """What one task saw in its worker: who it was, and how often the bundle reached it and
-    was loaded there (over the process's life)."""
+    """What one task saw in its worker: who it was, how many times that process loaded the
+    server part and the key set (over its life), and the bytes of parts it fetched for this
+    task (0 when it held both)."""
 
     worker: str
-    received: int
     server_loads: int
     key_loads: int
+    fetched_bytes: int
+    loaded: tuple = ()  # the kinds of part this task fetched and loaded ("server", "keys")
 
 
-def run_calls(bundle: ServerBundle, calls: list) -> tuple[list, WorkerNote]:
-    """Worker task: run ``calls`` (name, serialized input) → serialized outputs per call."""
-    runtime, keys = bundle.load()
+def run_calls(refs: tuple, calls: list) -> tuple[list, WorkerNote]:
+    """Worker task: run ``calls`` (name, serialized input) with the parts of ``refs`` (server,
+    keys) → serialized outputs per call, and a note."""
+    server_ref, keys_ref = refs
+    runtime, server_fetched = resolve(server_ref)
+    keys, keys_fetched = resolve(keys_ref)
     results = [[value.serialize() for value in runtime.run(name, fhe.Value.deserialize(data), keys)]
                for name, data in calls]
-    note = WorkerNote(f"{socket.gethostname()}:{os.getpid()}", _RECEIVED[bundle.digest],
-                      _LOADED[bundle.server_digest], _LOADED[bundle.keys_digest])
+    loaded = tuple(kind for kind, fetched in (("server", server_fetched), ("keys", keys_fetched))
+                   if fetched)
+    note = WorkerNote(f"{socket.gethostname()}:{os.getpid()}", loads_of(server_ref.digest),
+                      loads_of(keys_ref.digest), server_fetched + keys_fetched, loaded)
     return results, note
 
 
 # -- driver side ------------------------------------------------------------------------------
+def active_dask_client() -> Optional[Any]:
+    """The ``distributed.Client`` of an active ``parallel_config(backend="dask")``, or None."""
+    backend, _ = get_active_backend()
+    if type(backend).__name__ != "DaskDistributedBackend":
+        return None
+    return backend.client
+
+
 def n_tasks(n_jobs: Optional[int], n_calls: int) -> int:
     """How many tasks to cut ``n_calls`` circuit calls into (1: run them here, in-process),
     with joblib's meaning of ``n_jobs`` and its active backend (``parallel_config``)."""
@@ -127,39 +111,88 @@ def n_tasks(n_jobs: Optional[int], n_calls: int) -> int:
 
 @dataclass
 class FanOutReport:
-    """Figures of one fanned-out run: tasks, bytes that crossed, and each worker's note."""
+    """Figures of one fanned-out run: tasks, bytes that crossed, and each worker's note.
+
+    ``task_bytes`` are the pickled arguments of the tasks (part references and ciphertexts),
+    ``fetched_bytes`` the parts that workers fetched because they lacked them, and
+    ``published_bytes`` the parts the driver published for this run (written to its spool, or
+    scattered to one worker of the cluster); all 0 but ``task_bytes`` once the workers hold
+    the parts.
+    """
 
     tasks: int
-    bundle_bytes: int
+    bundle_bytes: int  # server part + keys, where known: what crossed per worker before
     input_bytes: int
     output_bytes: int
+    task_bytes: int = 0
+    fetched_bytes: int = 0
+    published_bytes: int = 0
     workers: dict = field(default_factory=dict)
+    part_loads: list = field(default_factory=list)  # kinds of part loaded by tasks, in order
 
     @property
     def bytes_to_workers(self) -> int:
-        """Bundles (one per worker that ran a task) plus the encrypted inputs."""
-        return self.bundle_bytes * len(self.workers) + self.input_bytes
+        """Task arguments plus the parts fetched by workers."""
+        return self.task_bytes + self.fetched_bytes
 
 
 def fan_out(bundle: ServerBundle, calls: list, n_jobs: Optional[int],
-            description: str = "circuit calls") -> tuple[list, FanOutReport]:
-    """Run ``calls`` on joblib workers in ``n_tasks`` contiguous chunks; results in order.
+            description: str = "circuit calls", dask_client: Optional[Any] = None
+            ) -> tuple[list, FanOutReport]:
+    """Run ``calls`` on workers in contiguous chunks, one per worker; results in order.
 
-    Returns the serialized outputs of each call and a :class:`FanOutReport`.
+    Parameters
+    ----------
+    bundle : ServerBundle
+        The server part and the keys (published once per digest, not per call).
+    calls : list of (str, bytes)
+        Circuit function names and serialized encrypted inputs.
+    n_jobs : int or None
+        joblib's meaning, with its active backend; ignored on a Dask cluster (one task per
+        worker thread).
+    description : str
+        The progress bar's label.
+    dask_client : distributed.Client, optional
+        Run on this cluster (even a single call); default: the client of an active
+        ``parallel_config(backend="dask")``, else joblib.
+
+    Returns
+    -------
+    list
+        The serialized outputs of each call.
+    FanOutReport
     """
-    tasks = n_tasks(n_jobs, len(calls))
-    chunks = [list(part) for part in np.array_split(np.arange(len(calls)), tasks) if len(part)]
-    report = FanOutReport(len(chunks), len(bundle.server) + len(bundle.keys),
-                          sum(len(data) for _, data in calls), 0)
-    results: list = []
+    client = dask_client if dask_client is not None else active_dask_client()
+    if client is not None:
+        tasks = max(1, min(sum(client.nthreads().values()) or 1, len(calls)))
+        published = [publish_to_dask(part, client)
+                     for part in (bundle.server_part, bundle.keys_part)]
+    else:
+        tasks = n_tasks(n_jobs, len(calls))
+        published = [publish_to_files(part) for part in (bundle.server_part, bundle.keys_part)]
+    refs: tuple[PartRef, PartRef] = (published[0][0], published[1][0])
+    chunks = [[calls[i] for i in part]
+              for part in np.array_split(np.arange(len(calls)), tasks) if len(part)]
+    report = FanOutReport(
+        len(chunks), (bundle.server_part.size or 0) + (bundle.keys_part.size or 0),
+        sum(len(data) for _, data in calls), 0,
+        task_bytes=sum(len(pickle.dumps((refs, chunk), protocol=5)) for chunk in chunks),
+        published_bytes=sum(sent for _, sent in published))
     bar = progress.steps(len(calls), description)
+    results: list = []
     try:
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-        for index, (outputs, note) in zip(chunks, parallel(
-                delayed(run_calls)(bundle, [calls[i] for i in index]) for index in chunks)):
+        if client is not None:
+            futures = [client.submit(run_calls, refs, chunk, pure=False) for chunk in chunks]
+            answers = (future.result() for future in futures)
+        else:
+            answers = Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(run_calls)(refs, chunk) for chunk in chunks)
+        for chunk, (outputs, note) in zip(chunks, answers):
             results.extend(outputs)
             report.workers[note.worker] = note
-            bar.update(len(index))
+            report.fetched_bytes += note.fetched_bytes
+            report.part_loads.extend(note.loaded)
+            bar.update(len(chunk))
     finally:
         bar.close()
     report.output_bytes = sum(len(value) for outputs in results for value in outputs)

@@ -41,7 +41,7 @@ MODELS = {
     "linear": (load_breast_cancer, lambda: sklearn_fhe.FHELogisticRegression(n_bits=8), 17,
                LR_OPTIONS),
     "trees": (load_breast_cancer, lambda: sklearn_fhe.FHERandomForestClassifier(
-        n_estimators=3, max_depth=3, random_state=0, n_bits=6), 5, []),
+        n_estimators=3, max_depth=3, random_state=0, n_bits=6), 5, ["--max-key-sets", "4"]),
     "network": (load_digits, lambda: sklearn_fhe.FHENeuralNetClassifier(random_state=0), 5, []),
 }
 
@@ -237,10 +237,11 @@ def test_wrong_content_type(linear):
                         {"Content-Type": "text/plain"}), 415, "application/octet-stream", service)
 
 
-def test_evicted_keys_are_uploaded_again(linear):
-    """The server holds at most 4 key sets (least recently used out): a client whose keys
-    were evicted gets 404, and RemoteClient uploads them again by itself."""
-    model, rows, service, _ = linear
+def test_evicted_keys_are_uploaded_again(served):
+    """The trees' server holds at most 4 key sets (least recently used out): a client whose
+    keys were evicted gets 404, and RemoteClient uploads them again by itself (under the same
+    id: the id is the keys' digest)."""
+    model, rows, service = served["trees"]
     first = RemoteClient(service.url, seed=3)
     evicted = first.key_id
     for seed in range(4, 8):
@@ -249,7 +250,18 @@ def test_evicted_keys_are_uploaded_again(linear):
     assert_refused(post_inputs(service, first.client.encrypt(rows[:1]), evicted), 404,
                    "Unknown or expired key id", service)
     np.testing.assert_array_equal(first.predict(rows[:2]), model.predict(rows[:2], fhe="disable"))
-    assert first.key_id != evicted
+    assert first.key_id == evicted
+
+
+def test_same_keys_are_one_entry(linear):
+    """Key ids are the digest of the keys: the same keys uploaded twice are one entry (201
+    then 200). A linear model has no table lookup, so no evaluation key at all: its clients'
+    (empty) key sets are all the same one."""
+    _, _, service, remote = linear
+    keys = remote.client.evaluation_keys()
+    code, answer = post(service.url + "/keys", keys, {"Content-Type": "application/octet-stream"})
+    assert (code, answer["key_id"]) == (200, remote.key_id)
+    assert RemoteClient(service.url, seed=11).key_id == remote.key_id
 
 
 def test_service_error_names_the_status(linear):
