@@ -16,7 +16,7 @@ import math
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -75,6 +75,21 @@ class KeyParameters:
     def ciphertext_bytes(self) -> int:
         """One LWE ciphertext under the large key (what lives between lookups)."""
         return _COEFFICIENT_BYTES * (self.glwe_dimension * self.polynomial_size + 1)
+
+
+def circuit_key_parameters(circuit: Any) -> KeyParameters:
+    """A compiled circuit's (first) bootstrap parameter set, from concrete's statistics."""
+    statistics = circuit.statistics
+    (parameters, count), *_ = statistics["programmable_bootstrap_count_per_parameter"].items()
+    return KeyParameters(
+        polynomial_size=int(parameters.polynomial_size()),
+        glwe_dimension=int(parameters.glwe_dimension()),
+        lwe_dimension=int(parameters.input_lwe_dimension()),
+        level=int(parameters.level()),
+        bootstrap_key_bytes=int(statistics["size_of_bootstrap_keys"]),
+        keyswitch_key_bytes=int(statistics["size_of_keyswitch_keys"]),
+        complexity_per_pbs=float(statistics["complexity"]) / max(int(count), 1),
+    )
 
 
 def p_error_bucket(p_error: float) -> int:
@@ -137,15 +152,4 @@ def _compile_proxy(lookup_bits: int, widest_bits: int, p_error: float) -> KeyPar
                 f"{p_error:.2g} per lookup: lower n_bits, or set rounding_threshold_bits to "
                 f"narrow the lookups. (concrete: {str(error).splitlines()[0]})"
             ) from error
-    statistics = circuit.statistics
-    (parameters, count), *_ = statistics["programmable_bootstrap_count_per_parameter"].items()
-    return KeyParameters(
-        polynomial_size=int(parameters.polynomial_size()),
-        glwe_dimension=int(parameters.glwe_dimension()),
-        lwe_dimension=int(parameters.input_lwe_dimension()),
-        level=int(parameters.level()),
-        bootstrap_key_bytes=int(statistics["size_of_bootstrap_keys"]),
-        keyswitch_key_bytes=int(statistics["size_of_keyswitch_keys"]),
-        complexity_per_pbs=float(statistics["complexity"]) / max(int(count), 1),
-    )
-
+    return circuit_key_parameters(circuit)

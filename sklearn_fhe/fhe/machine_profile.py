@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import cache
-from .crypto_parameters import KeyParameters, key_parameters
+from .crypto_parameters import circuit_key_parameters
 
 #: The profile shipped with the package (written by ``--calibrate --output`` on our machine).
 SHIPPED_PROFILE = Path(__file__).with_name("machine_profile.json")
@@ -183,21 +183,6 @@ def _dot_product_circuit(elements: int, configuration: Any) -> Any:
     return _compile(lambda x: np.dot(x, weights), inputset, configuration)
 
 
-def _circuit_parameters(circuit: Any) -> KeyParameters:
-    """The measured circuit's own key parameters, as ``key_parameters`` describes them."""
-    statistics = circuit.statistics
-    (parameters, count), *_ = statistics["programmable_bootstrap_count_per_parameter"].items()
-    return KeyParameters(
-        polynomial_size=int(parameters.polynomial_size()),
-        glwe_dimension=int(parameters.glwe_dimension()),
-        lwe_dimension=int(parameters.input_lwe_dimension()),
-        level=int(parameters.level()),
-        bootstrap_key_bytes=int(statistics["size_of_bootstrap_keys"]),
-        keyswitch_key_bytes=int(statistics["size_of_keyswitch_keys"]),
-        complexity_per_pbs=float(statistics["complexity"]) / max(int(count), 1),
-    )
-
-
 def calibrate(quick: bool = True, log: Optional[Callable[[str], None]] = None) -> MachineProfile:
     """Measure this machine's profile on small circuits.
 
@@ -212,7 +197,7 @@ def calibrate(quick: bool = True, log: Optional[Callable[[str], None]] = None) -
     wide = _lookup_circuit(elements, configuration)
     lone_t = _timings(lone, np.array([3]), repeat)
     wide_t = _timings(wide, np.arange(elements) % 8, repeat)
-    parameters = _circuit_parameters(wide)
+    parameters = circuit_key_parameters(wide)
     pbs_s = max(wide_t["run_s"] - lone_t["run_s"], 0.0) / (elements - 1)
     ciphertext = parameters.ciphertext_bytes
     dot_lone = _dot_product_circuit(1, configuration)
