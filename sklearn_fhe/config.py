@@ -173,16 +173,23 @@ def config_context(**settings: Any) -> Iterator[None]:
         config.update(previous)
 
 
+def _meminfo_available() -> Optional[int]:
+    """Linux's MemAvailable (free memory plus what the page cache would give back)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo if ":" in line)
+    except OSError:
+        return None
+    value = fields.get("MemAvailable")
+    return None if value is None else int(value.split()[0]) * 1024
+
+
 def available_memory_bytes() -> Optional[int]:
     """Memory available to new allocations now (Linux: MemAvailable; elsewhere the free
     physical pages), or None when the system does not say."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    available = _meminfo_available()
+    if available is not None:
+        return available
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

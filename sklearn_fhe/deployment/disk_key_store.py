@@ -122,8 +122,8 @@ class DiskKeyStore:
             return
         try:
             os.fsync(descriptor)  # the rename itself survives a power cut
-        except OSError:
-            pass
+        except OSError:  # a file system without directory fsync: the rename stands as is
+            return
         finally:
             os.close(descriptor)
 
@@ -209,5 +209,5 @@ class DiskKeyStore:
         now = self._clock()
         try:
             os.utime(path, (now, now))
-        except FileNotFoundError:
-            pass
+        except FileNotFoundError:  # evicted meanwhile: nothing to touch
+            return

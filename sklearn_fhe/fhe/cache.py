@@ -41,5 +41,5 @@ def write_json(name: str, data: Any) -> None:
         with os.fdopen(handle, "w") as file:
             json.dump(data, file, indent=1)
         os.replace(temporary, directory / name)
-    except OSError:
-        pass
+    except OSError:  # not cached: measured again next time
+        return
